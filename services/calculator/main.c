@@ -1,0 +1,16 @@
+/* calculator: prices validated orders and emits usage events.
+ * For now the shared service skeleton: it connects, reports health on
+ * /healthz, /readyz and /metrics, and exits cleanly on SIGTERM. */
+#include "po/service.h"
+
+int main(int argc, char **argv)
+{
+        static const po_service_def_t def = {
+                .name = "calculator",
+                .port_env = "PROMO_CALCULATOR_HTTP_PORT",
+                .default_port = 58083,
+                .deps = 1u << PO_DEP_KAFKA,
+        };
+
+        return po_service_main(&def, argc, argv);
+}
