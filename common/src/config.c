@@ -30,8 +30,8 @@ static po_err_t copy_env(char *dst, size_t dst_size, const char *name, const cha
                 v = def;
         n = strlen(v);
         if (n >= dst_size) {
-                snprintf(errstr, errstr_size, "%s is %zu bytes long; at most %zu allowed", name,
-                         n, dst_size - 1);
+                snprintf(errstr, errstr_size, "%s is %zu bytes long; at most %zu allowed",
+                         name, n, dst_size - 1);
                 return PO_ERR_BAD_INPUT;
         }
         memcpy(dst, v, n + 1);
@@ -47,8 +47,8 @@ po_err_t po_config_load(po_config_t *cfg, const char *port_env, int default_http
         po_err_t err;
 
         memset(cfg, 0, sizeof(*cfg));
-        err = copy_env(cfg->kafka_brokers, sizeof(cfg->kafka_brokers), "PROMO_KAFKA_BROKERS",
-                       "127.0.0.1:59092", errstr, errstr_size);
+        err = copy_env(cfg->kafka_brokers, sizeof(cfg->kafka_brokers),
+                       "PROMO_KAFKA_BROKERS", "127.0.0.1:59092", errstr, errstr_size);
         if (err)
                 return err;
         err = copy_env(cfg->pg_dsn, sizeof(cfg->pg_dsn), "PROMO_PG_DSN",
@@ -61,10 +61,11 @@ po_err_t po_config_load(po_config_t *cfg, const char *port_env, int default_http
         if (err)
                 return err;
         colon = strrchr(redis, ':');
-        if (!colon || colon == redis || (size_t)(colon - redis) >= sizeof(cfg->redis_host) ||
+        if (!colon || colon == redis ||
+            (size_t)(colon - redis) >= sizeof(cfg->redis_host) ||
             po_config_parse_port(colon + 1, 0, &cfg->redis_port)) {
-                snprintf(errstr, errstr_size, "PROMO_REDIS_URL must be host:port, got \"%s\"",
-                         redis);
+                snprintf(errstr, errstr_size,
+                         "PROMO_REDIS_URL must be host:port, got \"%s\"", redis);
                 return PO_ERR_BAD_INPUT;
         }
         memcpy(cfg->redis_host, redis, (size_t)(colon - redis));

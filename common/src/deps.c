@@ -37,8 +37,8 @@ po_deps_t *po_deps_new(const po_config_t *cfg, unsigned needed, char *errstr,
         deps->needed = needed;
         if (needed & (1u << PO_DEP_KAFKA)) {
                 conf = rd_kafka_conf_new();
-                if (rd_kafka_conf_set(conf, "bootstrap.servers", cfg->kafka_brokers, errstr,
-                                      errstr_size) != RD_KAFKA_CONF_OK) {
+                if (rd_kafka_conf_set(conf, "bootstrap.servers", cfg->kafka_brokers,
+                                      errstr, errstr_size) != RD_KAFKA_CONF_OK) {
                         rd_kafka_conf_destroy(conf);
                         goto error;
                 }
@@ -64,7 +64,8 @@ static void set_state(po_deps_t *deps, int dep, int up, const char *msg)
         snprintf(deps->error[dep], sizeof(deps->error[dep]), "%s", up ? "" : msg);
         /* libpq's messages end in a newline; logs and /readyz want one line. */
         n = strlen(deps->error[dep]);
-        while (n > 0 && (deps->error[dep][n - 1] == '\n' || deps->error[dep][n - 1] == '\r'))
+        while (n > 0 &&
+               (deps->error[dep][n - 1] == '\n' || deps->error[dep][n - 1] == '\r'))
                 deps->error[dep][--n] = '\0';
 }
 
@@ -84,7 +85,8 @@ static void probe_kafka(po_deps_t *deps, int timeout_ms)
 
 static void probe_redis(po_deps_t *deps, int timeout_ms)
 {
-        struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+        struct timeval tv = {.tv_sec = timeout_ms / 1000,
+                             .tv_usec = (timeout_ms % 1000) * 1000};
         redisReply *reply;
 
         if (deps->redis && deps->redis->err) {
@@ -92,8 +94,8 @@ static void probe_redis(po_deps_t *deps, int timeout_ms)
                 deps->redis = NULL;
         }
         if (!deps->redis) {
-                deps->redis =
-                        redisConnectWithTimeout(deps->cfg.redis_host, deps->cfg.redis_port, tv);
+                deps->redis = redisConnectWithTimeout(deps->cfg.redis_host,
+                                                      deps->cfg.redis_port, tv);
                 if (!deps->redis) {
                         set_state(deps, PO_DEP_REDIS, 0, "cannot allocate redis context");
                         return;
@@ -109,7 +111,8 @@ static void probe_redis(po_deps_t *deps, int timeout_ms)
                 set_state(deps, PO_DEP_REDIS, 0, deps->redis->errstr);
                 return;
         }
-        set_state(deps, PO_DEP_REDIS, reply->type == REDIS_REPLY_STATUS, "unexpected PING reply");
+        set_state(deps, PO_DEP_REDIS, reply->type == REDIS_REPLY_STATUS,
+                  "unexpected PING reply");
         freeReplyObject(reply);
 }
 
@@ -123,8 +126,8 @@ static void probe_postgres(po_deps_t *deps, int timeout_ms)
                 deps->pg = NULL;
         }
         if (!deps->pg) {
-                snprintf(conninfo, sizeof(conninfo), "%s connect_timeout=%d", deps->cfg.pg_dsn,
-                         timeout_ms < 2000 ? 2 : timeout_ms / 1000);
+                snprintf(conninfo, sizeof(conninfo), "%s connect_timeout=%d",
+                         deps->cfg.pg_dsn, timeout_ms < 2000 ? 2 : timeout_ms / 1000);
                 deps->pg = PQconnectdb(conninfo);
                 if (PQstatus(deps->pg) != CONNECTION_OK) {
                         set_state(deps, PO_DEP_POSTGRES, 0, PQerrorMessage(deps->pg));

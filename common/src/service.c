@@ -37,7 +37,8 @@ static long long now_ms(void)
         return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int handle_http(const char *path, po_dynbuf_t *body, const char **ctype, void *opaque)
+static int handle_http(const char *path, po_dynbuf_t *body, const char **ctype,
+                       void *opaque)
 {
         service_ctx_t *ctx = opaque;
         int d;
@@ -61,8 +62,9 @@ static int handle_http(const char *path, po_dynbuf_t *body, const char **ctype, 
                                "# HELP promo_up 1 while the service loop runs.\n"
                                "# TYPE promo_up gauge\npromo_up{service=\"%s\"} 1\n",
                                ctx->def->name);
-                po_dynbuf_addf(body, "# HELP promo_ready 1 when every dependency answers.\n"
-                                     "# TYPE promo_ready gauge\n");
+                po_dynbuf_addf(body,
+                               "# HELP promo_ready 1 when every dependency answers.\n"
+                               "# TYPE promo_ready gauge\n");
                 po_dynbuf_addf(body, "promo_ready{service=\"%s\"} %d\n", ctx->def->name,
                                ctx->ready);
                 po_dynbuf_addf(body, "# HELP promo_dependency_up 1 when the dependency "
@@ -124,7 +126,8 @@ int po_service_main(const po_service_def_t *def, int argc, char **argv)
                         return 2;
                 }
         }
-        if (po_config_load(&cfg, def->port_env, def->default_port, errstr, sizeof(errstr))) {
+        if (po_config_load(&cfg, def->port_env, def->default_port, errstr,
+                           sizeof(errstr))) {
                 po_log_error("configuration: %s", errstr);
                 return 2;
         }
@@ -152,13 +155,15 @@ int po_service_main(const po_service_def_t *def, int argc, char **argv)
         signal(SIGPIPE, SIG_IGN);
 
         if (cfg.http_port > 0) {
-                http = po_http_new(cfg.http_port, handle_http, &ctx, errstr, sizeof(errstr));
+                http =
+                    po_http_new(cfg.http_port, handle_http, &ctx, errstr, sizeof(errstr));
                 if (!http) {
                         po_log_error("health endpoint: %s", errstr);
                         goto out_deps;
                 }
-                po_log_info("health and metrics on http://127.0.0.1:%d/{healthz,readyz,metrics}",
-                            po_http_port(http));
+                po_log_info(
+                    "health and metrics on http://127.0.0.1:%d/{healthz,readyz,metrics}",
+                    po_http_port(http));
         }
         probe(&ctx);
         next_probe = now_ms() + SERVICE_PROBE_INTERVAL_MS;

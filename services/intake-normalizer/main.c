@@ -6,10 +6,10 @@
 int main(int argc, char **argv)
 {
         static const po_service_def_t def = {
-                .name = "intake-normalizer",
-                .port_env = "PROMO_INTAKE_HTTP_PORT",
-                .default_port = 58081,
-                .deps = 1u << PO_DEP_KAFKA,
+            .name = "intake-normalizer",
+            .port_env = "PROMO_INTAKE_HTTP_PORT",
+            .default_port = 58081,
+            .deps = 1u << PO_DEP_KAFKA,
         };
 
         return po_service_main(&def, argc, argv);

@@ -33,18 +33,22 @@ static int parse_line(char *line, int lineno, topic_spec_t *t)
         parts = strtok_r(NULL, " \t", &save);
         cfg = strtok_r(NULL, " \t", &save);
         if (!parts || strtok_r(NULL, " \t", &save)) {
-                fprintf(stderr, "promo-topics: line %d: expected \"name partitions [configs]\"\n",
+                fprintf(stderr,
+                        "promo-topics: line %d: expected \"name partitions [configs]\"\n",
                         lineno);
                 return -1;
         }
         errno = 0;
         p = strtol(parts, &end, 10);
         if (errno || *end || p < 1 || p > 1000) {
-                fprintf(stderr, "promo-topics: line %d: partitions must be 1..1000\n", lineno);
+                fprintf(stderr, "promo-topics: line %d: partitions must be 1..1000\n",
+                        lineno);
                 return -1;
         }
-        if (strlen(name) >= sizeof(t->name) || (cfg && strlen(cfg) >= sizeof(t->configs))) {
-                fprintf(stderr, "promo-topics: line %d: name or configs too long\n", lineno);
+        if (strlen(name) >= sizeof(t->name) ||
+            (cfg && strlen(cfg) >= sizeof(t->configs))) {
+                fprintf(stderr, "promo-topics: line %d: name or configs too long\n",
+                        lineno);
                 return -1;
         }
         snprintf(t->name, sizeof(t->name), "%s", name);
@@ -60,14 +64,16 @@ static int load(const char *path, topic_spec_t *topics, int *n)
         FILE *f = fopen(path, "r");
 
         if (!f) {
-                fprintf(stderr, "promo-topics: cannot open %s: %s\n", path, strerror(errno));
+                fprintf(stderr, "promo-topics: cannot open %s: %s\n", path,
+                        strerror(errno));
                 return -1;
         }
         *n = 0;
         while (fgets(line, sizeof(line), f)) {
                 lineno++;
                 if (*n == MAX_TOPICS) {
-                        fprintf(stderr, "promo-topics: more than %d topics\n", MAX_TOPICS);
+                        fprintf(stderr, "promo-topics: more than %d topics\n",
+                                MAX_TOPICS);
                         fclose(f);
                         return -1;
                 }
@@ -119,8 +125,8 @@ static int create_round(rd_kafka_t *rk, rd_kafka_queue_t *q, const topic_spec_t 
                 nts[cnt] = rd_kafka_NewTopic_new(topics[i].name, topics[i].partitions, 1,
                                                  errstr, sizeof(errstr));
                 if (!nts[cnt] || set_configs(nts[cnt], topics[i].configs)) {
-                        fprintf(stderr, "promo-topics: %s: bad spec: %s\n", topics[i].name,
-                                nts[cnt] ? "bad config" : errstr);
+                        fprintf(stderr, "promo-topics: %s: bad spec: %s\n",
+                                topics[i].name, nts[cnt] ? "bad config" : errstr);
                         failed = 1;
                         if (nts[cnt])
                                 rd_kafka_NewTopic_destroy(nts[cnt]);
@@ -135,8 +141,10 @@ static int create_round(rd_kafka_t *rk, rd_kafka_queue_t *q, const topic_spec_t 
         if (cnt == 0)
                 return 0;
         opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-        rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, errstr, sizeof(errstr));
-        rd_kafka_AdminOptions_set_operation_timeout(opts, timeout_ms, errstr, sizeof(errstr));
+        rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, errstr,
+                                                  sizeof(errstr));
+        rd_kafka_AdminOptions_set_operation_timeout(opts, timeout_ms, errstr,
+                                                    sizeof(errstr));
         rd_kafka_CreateTopics(rk, nts, (size_t)cnt, opts, q);
         rd_kafka_AdminOptions_destroy(opts);
         rd_kafka_NewTopic_destroy_array(nts, (size_t)cnt);
@@ -193,7 +201,8 @@ static int verify(rd_kafka_t *rk, const topic_spec_t *topics, int n, int timeout
                         if (strcmp(md->topics[t].topic, topics[i].name) == 0 &&
                             md->topics[t].partition_cnt != topics[i].partitions) {
                                 fprintf(stderr,
-                                        "promo-topics: %s has %d partitions, the file says %d\n",
+                                        "promo-topics: %s has %d partitions, the file "
+                                        "says %d\n",
                                         topics[i].name, md->topics[t].partition_cnt,
                                         topics[i].partitions);
                                 bad = 1;
@@ -226,8 +235,7 @@ int main(int argc, char **argv)
                         if (*end || v < 1 || v > 3600)
                                 goto usage;
                         timeout_s = (int)v;
-                }
-                else
+                } else
                         goto usage;
         }
         if (!file)
@@ -238,7 +246,8 @@ int main(int argc, char **argv)
                 return 1;
 
         conf = rd_kafka_conf_new();
-        if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof(errstr))) {
+        if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr,
+                              sizeof(errstr))) {
                 fprintf(stderr, "promo-topics: %s\n", errstr);
                 rd_kafka_conf_destroy(conf);
                 return 1;
@@ -268,6 +277,7 @@ int main(int argc, char **argv)
         return status;
 
 usage:
-        fprintf(stderr, "usage: promo-topics --file FILE [--brokers HOST:PORT] [--timeout SECONDS]\n");
+        fprintf(stderr, "usage: promo-topics --file FILE [--brokers HOST:PORT] "
+                        "[--timeout SECONDS]\n");
         return 2;
 }

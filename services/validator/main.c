@@ -6,10 +6,10 @@
 int main(int argc, char **argv)
 {
         static const po_service_def_t def = {
-                .name = "validator",
-                .port_env = "PROMO_VALIDATOR_HTTP_PORT",
-                .default_port = 58082,
-                .deps = PO_DEPS_ALL,
+            .name = "validator",
+            .port_env = "PROMO_VALIDATOR_HTTP_PORT",
+            .default_port = 58082,
+            .deps = PO_DEPS_ALL,
         };
 
         return po_service_main(&def, argc, argv);

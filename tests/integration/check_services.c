@@ -16,11 +16,11 @@ static const struct {
         const char *name;
         const char *port_env;
 } services[] = {
-        {"intake-normalizer", "PROMO_INTAKE_HTTP_PORT"},
-        {"validator", "PROMO_VALIDATOR_HTTP_PORT"},
-        {"calculator", "PROMO_CALCULATOR_HTTP_PORT"},
-        {"audit-sink", "PROMO_AUDIT_SINK_HTTP_PORT"},
-        {"admin", "PROMO_ADMIN_HTTP_PORT"},
+    {"intake-normalizer", "PROMO_INTAKE_HTTP_PORT"},
+    {"validator", "PROMO_VALIDATOR_HTTP_PORT"},
+    {"calculator", "PROMO_CALCULATOR_HTTP_PORT"},
+    {"audit-sink", "PROMO_AUDIT_SINK_HTTP_PORT"},
+    {"admin", "PROMO_ADMIN_HTTP_PORT"},
 };
 
 /* GET path on 127.0.0.1:port; returns the HTTP status or -1, body in out. */
@@ -55,8 +55,9 @@ static int http_get(int port, const char *path, char *out, size_t out_size)
 
 static void sleep_ms(long ms)
 {
-        nanosleep(&(struct timespec){.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L},
-                  NULL);
+        nanosleep(
+            &(struct timespec){.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L},
+            NULL);
 }
 
 START_TEST(service_lifecycle)
@@ -112,7 +113,8 @@ START_TEST(check_flag_reports_down_dependency)
 
         /* Nothing listens on port 1: --check must say so and exit 1. */
         snprintf(cmd, sizeof(cmd),
-                 "PROMO_REDIS_URL=127.0.0.1:1 %s/validator --check >/dev/null 2>&1", bindir);
+                 "PROMO_REDIS_URL=127.0.0.1:1 %s/validator --check >/dev/null 2>&1",
+                 bindir);
         rc = system(cmd);
         ck_assert(WIFEXITED(rc));
         ck_assert_int_eq(WEXITSTATUS(rc), 1);

@@ -18,7 +18,8 @@ static void load_cfg(void)
 {
         char err[256];
 
-        ck_assert_msg(po_config_load(&cfg, NULL, 0, err, sizeof(err)) == PO_OK, "%s", err);
+        ck_assert_msg(po_config_load(&cfg, NULL, 0, err, sizeof(err)) == PO_OK, "%s",
+                      err);
 }
 
 static void unique_token(char *buf, size_t size)
@@ -49,8 +50,8 @@ START_TEST(kafka_produce_consume)
 
         load_cfg();
         unique_token(token, sizeof(token));
-        ck_assert_int_eq(rd_kafka_conf_set(conf, "bootstrap.servers", cfg.kafka_brokers, err,
-                                           sizeof(err)),
+        ck_assert_int_eq(rd_kafka_conf_set(conf, "bootstrap.servers", cfg.kafka_brokers,
+                                           err, sizeof(err)),
                          RD_KAFKA_CONF_OK);
         rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof(err));
         rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
@@ -96,9 +97,9 @@ END_TEST
 
 /* The shape of the redemption reservation: increment only below a limit. */
 static const char *lua_incr_below =
-        "local v = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
-        "if v >= tonumber(ARGV[1]) then return -1 end\n"
-        "return redis.call('INCR', KEYS[1])\n";
+    "local v = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+    "if v >= tonumber(ARGV[1]) then return -1 end\n"
+    "return redis.call('INCR', KEYS[1])\n";
 
 START_TEST(redis_lua_script)
 {
@@ -141,18 +142,18 @@ START_TEST(postgres_row)
         ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(pg));
         PQclear(res);
         params[0] = token;
-        res = PQexecParams(pg, "INSERT INTO selftest (token) VALUES ($1)", 1, NULL, params,
-                           NULL, NULL, 0);
+        res = PQexecParams(pg, "INSERT INTO selftest (token) VALUES ($1)", 1, NULL,
+                           params, NULL, NULL, 0);
         ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(pg));
         PQclear(res);
-        res = PQexecParams(pg, "SELECT token FROM selftest WHERE token = $1", 1, NULL, params,
-                           NULL, NULL, 0);
+        res = PQexecParams(pg, "SELECT token FROM selftest WHERE token = $1", 1, NULL,
+                           params, NULL, NULL, 0);
         ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
         ck_assert_int_eq(PQntuples(res), 1);
         ck_assert_str_eq(PQgetvalue(res, 0, 0), token);
         PQclear(res);
-        res = PQexecParams(pg, "DELETE FROM selftest WHERE token = $1", 1, NULL, params, NULL,
-                           NULL, 0);
+        res = PQexecParams(pg, "DELETE FROM selftest WHERE token = $1", 1, NULL, params,
+                           NULL, NULL, 0);
         ck_assert_str_eq(PQcmdTuples(res), "1");
         PQclear(res);
         PQfinish(pg);

@@ -19,7 +19,8 @@ START_TEST(parse_port_bounds)
         ck_assert_int_eq(po_config_parse_port("12x", 0, &p), PO_ERR_BAD_INPUT);
         ck_assert_int_eq(po_config_parse_port("", 0, &p), PO_ERR_BAD_INPUT);
         ck_assert_int_eq(po_config_parse_port("-1", 1, &p), PO_ERR_BAD_INPUT);
-        ck_assert_int_eq(po_config_parse_port("99999999999999999999", 1, &p), PO_ERR_BAD_INPUT);
+        ck_assert_int_eq(po_config_parse_port("99999999999999999999", 1, &p),
+                         PO_ERR_BAD_INPUT);
 }
 END_TEST
 
@@ -32,7 +33,8 @@ START_TEST(load_defaults)
         unsetenv("PROMO_REDIS_URL");
         unsetenv("PROMO_PG_DSN");
         unsetenv("PROMO_TEST_PORT");
-        ck_assert_int_eq(po_config_load(&cfg, "PROMO_TEST_PORT", 58099, err, sizeof(err)), PO_OK);
+        ck_assert_int_eq(po_config_load(&cfg, "PROMO_TEST_PORT", 58099, err, sizeof(err)),
+                         PO_OK);
         ck_assert_str_eq(cfg.kafka_brokers, "127.0.0.1:59092");
         ck_assert_str_eq(cfg.redis_host, "127.0.0.1");
         ck_assert_int_eq(cfg.redis_port, 56379);
@@ -48,24 +50,28 @@ START_TEST(load_rejects_bad_values)
         char big[600];
 
         setenv("PROMO_REDIS_URL", "no-port", 1);
-        ck_assert_int_eq(po_config_load(&cfg, NULL, 0, err, sizeof(err)), PO_ERR_BAD_INPUT);
+        ck_assert_int_eq(po_config_load(&cfg, NULL, 0, err, sizeof(err)),
+                         PO_ERR_BAD_INPUT);
         ck_assert_ptr_nonnull(strstr(err, "PROMO_REDIS_URL"));
         setenv("PROMO_REDIS_URL", "h:70000", 1);
-        ck_assert_int_eq(po_config_load(&cfg, NULL, 0, err, sizeof(err)), PO_ERR_BAD_INPUT);
+        ck_assert_int_eq(po_config_load(&cfg, NULL, 0, err, sizeof(err)),
+                         PO_ERR_BAD_INPUT);
         setenv("PROMO_REDIS_URL", "redis.local:6380", 1);
         setenv("PROMO_TEST_PORT", "http", 1);
         ck_assert_int_eq(po_config_load(&cfg, "PROMO_TEST_PORT", 1, err, sizeof(err)),
                          PO_ERR_BAD_INPUT);
         ck_assert_ptr_nonnull(strstr(err, "PROMO_TEST_PORT"));
         unsetenv("PROMO_TEST_PORT");
-        ck_assert_int_eq(po_config_load(&cfg, "PROMO_TEST_PORT", 1, err, sizeof(err)), PO_OK);
+        ck_assert_int_eq(po_config_load(&cfg, "PROMO_TEST_PORT", 1, err, sizeof(err)),
+                         PO_OK);
         ck_assert_str_eq(cfg.redis_host, "redis.local");
         ck_assert_int_eq(cfg.redis_port, 6380);
         /* Too long is an error, never a silent truncation. */
         memset(big, 'a', sizeof(big) - 1);
         big[sizeof(big) - 1] = '\0';
         setenv("PROMO_PG_DSN", big, 1);
-        ck_assert_int_eq(po_config_load(&cfg, NULL, 0, err, sizeof(err)), PO_ERR_BAD_INPUT);
+        ck_assert_int_eq(po_config_load(&cfg, NULL, 0, err, sizeof(err)),
+                         PO_ERR_BAD_INPUT);
         ck_assert_ptr_nonnull(strstr(err, "PROMO_PG_DSN"));
         unsetenv("PROMO_PG_DSN");
         unsetenv("PROMO_REDIS_URL");

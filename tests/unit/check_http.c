@@ -49,7 +49,8 @@ START_TEST(serves_get)
 
         ck_assert_ptr_nonnull(http);
         ck_assert_int_gt(po_http_port(http), 0);
-        roundtrip(http, "GET /hello?x=1 HTTP/1.1\r\nHost: x\r\n\r\n", reply, sizeof(reply));
+        roundtrip(http, "GET /hello?x=1 HTTP/1.1\r\nHost: x\r\n\r\n", reply,
+                  sizeof(reply));
         ck_assert_ptr_nonnull(strstr(reply, "HTTP/1.0 200 OK\r\n"));
         ck_assert_ptr_nonnull(strstr(reply, "Content-Type: application/json"));
         ck_assert_ptr_nonnull(strstr(reply, "Content-Length: 17\r\n"));

@@ -9,11 +9,11 @@
 #include "po/err.h"
 
 typedef struct po_dynbuf {
-        char *data;      /* NULL until the first append; NUL-terminated after */
-        size_t len;      /* bytes used, not counting the NUL */
-        size_t cap;      /* bytes allocated */
-        size_t max;      /* hard limit on len; appends beyond it fail */
-        int failed;      /* an append failed; the contents are gone */
+        char *data; /* NULL until the first append; NUL-terminated after */
+        size_t len; /* bytes used, not counting the NUL */
+        size_t cap; /* bytes allocated */
+        size_t max; /* hard limit on len; appends beyond it fail */
+        int failed; /* an append failed; the contents are gone */
 } po_dynbuf_t;
 
 /* Prepares an empty buffer that will refuse to grow past max bytes. No allocation. */
@@ -23,7 +23,8 @@ void po_dynbuf_release(po_dynbuf_t *b);
 /* Empties the buffer and keeps its memory (and clears a failure). */
 void po_dynbuf_reset(po_dynbuf_t *b);
 po_err_t po_dynbuf_add(po_dynbuf_t *b, const void *data, size_t len);
-po_err_t po_dynbuf_addf(po_dynbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+po_err_t po_dynbuf_addf(po_dynbuf_t *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* The contents ("" when empty); valid until the next call on b. */
 const char *po_dynbuf_str(const po_dynbuf_t *b);
 

@@ -7,10 +7,10 @@
 #include "po/deps.h"
 
 typedef struct po_service_def {
-        const char *name;      /* e.g. "validator"; also the log prefix */
-        const char *port_env;  /* env variable of the health port */
-        int default_port;      /* health port when port_env is unset */
-        unsigned deps;         /* dependencies needed, bits of 1 << PO_DEP_x */
+        const char *name;     /* e.g. "validator"; also the log prefix */
+        const char *port_env; /* env variable of the health port */
+        int default_port;     /* health port when port_env is unset */
+        unsigned deps;        /* dependencies needed, bits of 1 << PO_DEP_x */
 } po_service_def_t;
 
 /* Runs the service until a termination signal. Options:
