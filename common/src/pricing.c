@@ -347,6 +347,25 @@ static int rem_cmp(const void *pa, const void *pb)
         return a->line < b->line ? -1 : (a->line > b->line);
 }
 
+/* Largest remainder first, ties to the earlier line. Carts are mostly a few
+ * lines: insertion sort beats qsort's indirect calls there. */
+static void sort_rems(rem_entry_t *rems, size_t n)
+{
+        size_t i, j;
+
+        if (n > 32) {
+                qsort(rems, n, sizeof(*rems), rem_cmp);
+                return;
+        }
+        for (i = 1; i < n; i++) {
+                rem_entry_t t = rems[i];
+
+                for (j = i; j > 0 && rem_cmp(&t, &rems[j - 1]) < 0; j--)
+                        rems[j] = rems[j - 1];
+                rems[j] = t;
+        }
+}
+
 /* Section 5: D of one code on amounts a[]; when alloc is non-NULL, also its
  * largest-remainder allocation (alloc[i] for every line, 0 when ineligible). */
 static int64_t value_code(const passed_t *p, const unsigned char *elig, const int64_t *a,
@@ -391,7 +410,7 @@ static int64_t value_code(const passed_t *p, const unsigned char *elig, const in
         r = (size_t)((int64_t)d - given);
         /* r < nrem always holds (the remainders sum to r * e, each below e). */
         if (r > 0) {
-                qsort(rems, nrem, sizeof(*rems), rem_cmp);
+                sort_rems(rems, nrem);
                 for (i = 0; i < r && i < nrem; i++)
                         alloc[rems[i].line]++;
         }
@@ -580,8 +599,19 @@ static size_t check_requests(po_pricing_ws_t *ws, const po_pricing_cart_t *cart,
 /* Section 6: picks the best plan into ws->best_plan; returns its length. */
 static size_t choose_plan(po_pricing_ws_t *ws, const po_pricing_cart_t *cart, size_t nv)
 {
-        size_t n = cart->line_count, best_k = 0, i, k = 0;
+        size_t n = cart->line_count, best_k = 0, i, k = 0, singles = 0;
         int64_t best_total = -1, t;
+
+        /* One candidate only (every code combinable, or a single code): it is
+         * the plan, no need to value it twice. */
+        for (i = 0; i < nv; i++)
+                singles += !(cart->stacking == PO_STACK_COMBINE &&
+                             ws->passed[i].def->combinable);
+        if (singles == 0 || (nv == 1)) {
+                for (i = 0; i < nv; i++)
+                        ws->best_plan[i] = i;
+                return nv;
+        }
 
         for (i = 0; i < nv; i++) {
                 if (cart->stacking == PO_STACK_COMBINE && ws->passed[i].def->combinable)

@@ -306,14 +306,12 @@ def parse_case(case):
         for k, u in usage.items():
             w = "usage[%s]" % k
             nk = normalize_code(k)
-            tot = cus = 0
-            if u is not None:
-                if type(u) is not dict:
-                    bad("%s not an object" % w)
-                t = opt_int(u, "total", 0, MAX_VAL, w)
-                cu = opt_int(u, "customer", 0, MAX_VAL, w)
-                tot = t or 0
-                cus = cu or 0
+            # a usage entry is a map value, not an optional field: it must
+            # be an object (null is not read as "absent" here)
+            if type(u) is not dict:
+                bad("%s not an object" % w)
+            tot = opt_int(u, "total", 0, MAX_VAL, w) or 0
+            cus = opt_int(u, "customer", 0, MAX_VAL, w) or 0
             if nk not in dmap:
                 continue
             if nk in umap:
