@@ -221,6 +221,7 @@ def gen_def(rng, code, cur, S, lines, now, k=1.0):
                                  1, 9999, 7500, rng.randint(0, 10000)])
     else:
         d["value"] = rng.choice([0, 1, 100, 500, 999, S, S + 1, max(0, S - 1),
+                                 50, 100, 50, 100, 25, 75,
                                  S // 2, E15, rng.randint(0, 10 ** 6),
                                  rng.randint(0, max(1, S))])
     need_cur = typ == "fixed"
@@ -386,6 +387,38 @@ def gen_case(rng):
                 usage[maybe_spell(rng, k)] = u
         case["usage"] = usage
     return case
+
+
+def gen_tie_case(rng):
+    """Adversarial stacking: several unrestricted codes whose totals collide,
+    so the plan tie-breaks (fewer codes, then smaller code list) decide."""
+    cur = rng.choice(CURRENCIES)
+    lines = gen_lines(rng, rng.randint(1, 4), False)
+    for l in lines:
+        l.pop("stock", None)
+        l["unit_price"] = rng.choice([100, 200, 300, 1000, 333])
+    ncode = rng.randint(2, 6)
+    names = rng.sample(CODE_POOL, ncode)
+    typ = rng.choice(["fixed", "percentage"])
+    defs = []
+    for n in names:
+        d = {"code": maybe_spell(rng, n), "status": "active", "type": typ,
+             "combinable": rng.random() < 0.6}
+        if typ == "fixed":
+            d["value"] = rng.choice([0, 50, 100, 150])
+            d["currency"] = cur
+        else:
+            d["value"] = rng.choice([0, 500, 1000, 1500])
+        if rng.random() < 0.5:
+            d["priority"] = rng.choice([0, 1])
+        defs.append(d)
+    codes = [maybe_spell(rng, n) for n in names]
+    rng.shuffle(codes)
+    return {"currency": cur, "now": fmt_ts(rng, BASE_NOW),
+            "stacking": rng.choice(["combine", "combine", "best_only"]),
+            "rounding": rng.choice(["half_up", "half_even"]),
+            "tax_mode": rng.choice(["exclusive", "inclusive"]),
+            "lines": lines, "codes": codes, "definitions": defs}
 
 
 # ------------------------------------------------------------ bad inputs
@@ -566,7 +599,7 @@ def main():
     rng = random.Random(args.seed)
     cases = []
     for _ in range(args.cases):
-        c = gen_case(rng)
+        c = gen_case(rng) if rng.random() < 0.96 else gen_tie_case(rng)
         if rng.random() < 0.06:
             c = mutate_bad(rng, c)
         cases.append(c)

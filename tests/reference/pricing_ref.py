@@ -217,8 +217,9 @@ def parse_case(case):
     if type(case) is not dict:
         bad("case is not an object")
     c = {}
-    c["currency"] = check_currency(get(case, "currency"), "currency") \
-        if get(case, "currency") is not None else bad("currency missing")
+    if get(case, "currency") is None:
+        bad("currency missing")
+    c["currency"] = check_currency(get(case, "currency"), "currency")
 
     def enum(key, allowed, default):
         v = get(case, key)
