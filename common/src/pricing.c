@@ -735,25 +735,6 @@ po_err_t po_pricing_run(po_pricing_ws_t *ws, const po_pricing_cart_t *cart,
         return PO_OK;
 }
 
-/* ISO 4217 minor-unit exponent: 0 and 3 decimals for the currencies that
- * use them, 2 otherwise. Only used to print receipt descriptions. */
-static int currency_exponent(const char *cur)
-{
-        static const char *zero[] = {"BIF", "CLP", "DJF", "GNF", "ISK", "JPY",
-                                     "KMF", "KRW", "PYG", "RWF", "UGX", "UYI",
-                                     "VND", "VUV", "XAF", "XOF", "XPF"};
-        static const char *three[] = {"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"};
-        size_t i;
-
-        for (i = 0; i < sizeof(zero) / sizeof(zero[0]); i++)
-                if (strcmp(cur, zero[i]) == 0)
-                        return 0;
-        for (i = 0; i < sizeof(three) / sizeof(three[0]); i++)
-                if (strcmp(cur, three[i]) == 0)
-                        return 3;
-        return 2;
-}
-
 /* Formats minor units as a decimal string with the currency's exponent. */
 static void format_amount(int64_t v, int exp, char *buf, size_t size)
 {
@@ -771,7 +752,7 @@ int po_pricing_describe(const po_applied_t *applied, const po_pricing_cart_t *ca
                         char *buf, size_t size)
 {
         const po_code_def_t *def = applied->def;
-        int exp = currency_exponent(cart->currency);
+        int exp = po_money_exponent(cart->currency);
         char amount[48], value[48];
         int64_t v = code_value(def, cart);
 
