@@ -9,7 +9,7 @@
 static int parse_item(po_order_t *o, json_t *it, size_t i, po_channel_reject_t *rej)
 {
         po_order_line_t *l = &o->lines[i];
-        char path[32], id[32];
+        char path[48], id[32];
 
         snprintf(path, sizeof(path), "cart.items[%zu]", i);
         if (!json_is_object(it))

@@ -1,7 +1,197 @@
-/* intake-normalizer: turns each channel payload of orders.raw into a canonical order.
- * For now the shared service skeleton: it connects, reports health on
- * /healthz, /readyz and /metrics, and exits cleanly on SIGTERM. */
-#include "po/service.h"
+/* intake-normalizer: the one governed entry flow for every sales channel.
+ * Consumes orders.raw (payload bytes; headers "channel" and "account"),
+ * turns each payload into the canonical Order with its channel's adapter and
+ * the channel/account profile, drops duplicates (same channel + external
+ * order id), and produces the Avro Order to orders.canonical keyed by
+ * order id. Rejections go to intake.dlq with a reason, the field at fault
+ * and a priority score (see docs/intake.md). */
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "po/channel.h"
+#include "po/log.h"
+#include "po/order_avro.h"
+#include "po/profile.h"
+#include "po/stage.h"
+
+#define INTAKE_ARENA_LIMIT (8u << 20)
+#define DEDUPE_TTL_S (30 * 24 * 3600)
+
+typedef struct intake {
+        po_service_t *svc;
+        po_avro_t *avro;
+        po_profiles_t *profiles;
+        redisContext *redis;
+        po_dynbuf_t out;
+        const char *output_topic;
+} intake_t;
+
+static int64_t now_us(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* A header's value as a NUL-terminated string in buf, or NULL. */
+static const char *header(const rd_kafka_message_t *msg, const char *name, char *buf,
+                          size_t size)
+{
+        rd_kafka_headers_t *h = NULL;
+        const void *v;
+        size_t len;
+
+        if (rd_kafka_message_headers(msg, &h) ||
+            rd_kafka_header_get_last(h, name, &v, &len) || !v || len == 0 ||
+            len >= size || memchr(v, '\0', len))
+                return NULL;
+        memcpy(buf, v, len);
+        buf[len] = '\0';
+        return buf;
+}
+
+static int redis_ok(intake_t *in)
+{
+        const po_config_t *cfg = po_service_config(in->svc);
+        struct timeval tv = {.tv_sec = 1};
+
+        if (in->redis && !in->redis->err)
+                return 1;
+        if (in->redis)
+                redisFree(in->redis);
+        in->redis = redisConnectWithTimeout(cfg->redis_host, cfg->redis_port, tv);
+        if (!in->redis || in->redis->err)
+                return 0;
+        redisSetTimeout(in->redis, tv);
+        return 1;
+}
+
+/* Claims order_id for this raw message. Returns 1 when the order is new (or
+ * this very message claimed it before: a redelivery after an abort), 0 for a
+ * duplicate from another raw message, -1 when Redis is unreachable. */
+static int claim(intake_t *in, const char *order_id, const rd_kafka_message_t *msg)
+{
+        char owner[320];
+        redisReply *r;
+        int res = -1;
+
+        if (!redis_ok(in))
+                return -1;
+        snprintf(owner, sizeof(owner), "%s/%d/%lld", rd_kafka_topic_name(msg->rkt),
+                 msg->partition, (long long)msg->offset);
+        /* SET NX, or return the current owner: one round trip. */
+        r = redisCommand(in->redis, "SET promo:intake:seen:%s %s NX GET EX %d", order_id,
+                         owner, DEDUPE_TTL_S);
+        if (!r)
+                return -1;
+        if (r->type == REDIS_REPLY_NIL)
+                res = 1;
+        else if (r->type == REDIS_REPLY_STRING)
+                res = strcmp(r->str, owner) == 0;
+        freeReplyObject(r);
+        return res;
+}
+
+/* Operators fix the costliest failures first: the order's value in major
+ * units, weighted by the customer's tier and the channel. */
+static int64_t priority(const po_order_t *o)
+{
+        int64_t value = po_order_value(o), tier = 1, channel = 1;
+        int exp = o->currency[0] ? po_money_exponent(o->currency) : 2;
+        static const int64_t pow10[] = {1, 10, 100, 1000};
+
+        if (o->customer_tier) {
+                if (strcmp(o->customer_tier, "platinum") == 0)
+                        tier = 4;
+                else if (strcmp(o->customer_tier, "gold") == 0)
+                        tier = 3;
+                else if (strcmp(o->customer_tier, "silver") == 0)
+                        tier = 2;
+        }
+        if (o->channel &&
+            (strcmp(o->channel, "web") == 0 || strcmp(o->channel, "mobile") == 0 ||
+             strcmp(o->channel, "marketplace") == 0))
+                channel = 2;
+        value /= pow10[exp];
+        if (value > 1000000000)
+                value = 1000000000;
+        return (value + 1) * tier * channel;
+}
+
+static po_stage_result_t reject(po_stage_failure_t *fail, const po_channel_reject_t *rej,
+                                const po_order_t *o)
+{
+        snprintf(fail->reason, sizeof(fail->reason), "%s", rej->reason);
+        snprintf(fail->error, sizeof(fail->error), "%s%s%s", rej->field,
+                 rej->field[0] ? ": " : "", rej->message);
+        fail->priority = priority(o);
+        return PO_STAGE_PERMANENT;
+}
+
+static po_stage_result_t process(po_stage_t *st, const rd_kafka_message_t *msg,
+                                 po_stage_failure_t *fail, void *opaque)
+{
+        intake_t *in = opaque;
+        char chbuf[64], acbuf[128], err[256];
+        const char *channel = header(msg, "channel", chbuf, sizeof(chbuf));
+        const char *account = header(msg, "account", acbuf, sizeof(acbuf));
+        po_channel_ctx_t ctx;
+        po_channel_reject_t rej;
+        po_stage_result_t res = PO_STAGE_OK;
+        po_order_t o;
+        int c;
+
+        po_order_init(&o, INTAKE_ARENA_LIMIT);
+        if (!channel) {
+                po_channel_reject(&rej, "MISSING_CHANNEL", "header channel",
+                                  "the raw order has no channel header");
+                res = reject(fail, &rej, &o);
+                goto out;
+        }
+        ctx.channel = channel;
+        ctx.account = account ? account : "";
+        ctx.received_at_us = now_us();
+        ctx.profile = po_profiles_lookup(in->profiles, channel, ctx.account);
+        if (po_channel_normalize(&ctx, msg->payload, msg->len, &o, &rej)) {
+                if (!rej.reason[0])
+                        po_channel_reject(&rej, "INTERNAL", "", "out of memory");
+                res = reject(fail, &rej, &o);
+                goto out;
+        }
+        c = claim(in, o.order_id, msg);
+        if (c < 0) {
+                snprintf(fail->reason, sizeof(fail->reason), "REDIS_DOWN");
+                snprintf(fail->error, sizeof(fail->error), "dedupe store unreachable: %s",
+                         in->redis ? in->redis->errstr : "no connection");
+                fail->priority = priority(&o);
+                res = PO_STAGE_TRANSIENT;
+                goto out;
+        }
+        if (c == 0) {
+                po_metrics_add(po_service_metrics(in->svc),
+                               "promo_intake_duplicates_total",
+                               "Raw orders dropped as duplicates.", NULL, 1);
+                goto out;
+        }
+        po_dynbuf_reset(&in->out);
+        if (po_order_encode(in->avro, &o, &in->out, err, sizeof(err))) {
+                po_channel_reject(&rej, "UNENCODABLE", "", "%s", err);
+                res = reject(fail, &rej, &o);
+                goto out;
+        }
+        if (po_stage_emit(st, in->output_topic, o.order_id, strlen(o.order_id),
+                          in->out.data, in->out.len, NULL)) {
+                snprintf(fail->reason, sizeof(fail->reason), "EMIT_FAILED");
+                res = PO_STAGE_TRANSIENT;
+        }
+out:
+        po_order_release(&o);
+        return res;
+}
 
 int main(int argc, char **argv)
 {
@@ -9,8 +199,55 @@ int main(int argc, char **argv)
             .name = "intake-normalizer",
             .port_env = "PROMO_INTAKE_HTTP_PORT",
             .default_port = 58081,
-            .deps = 1u << PO_DEP_KAFKA,
+            .deps = (1u << PO_DEP_KAFKA) | (1u << PO_DEP_REDIS),
         };
+        const char *profiles = getenv("PROMO_INTAKE_PROFILES");
+        intake_t in = {0};
+        po_stage_conf_t conf = {0};
+        po_stage_t *st = NULL;
+        char errstr[512];
+        int status = 2;
 
-        return po_service_main(&def, argc, argv);
+        if (argc > 1 && strcmp(argv[1], "--check") == 0)
+                return po_service_main(&def, argc, argv);
+        in.svc = po_service_new(&def, errstr, sizeof(errstr));
+        if (!in.svc) {
+                fprintf(stderr, "intake-normalizer: %s\n", errstr);
+                return 2;
+        }
+        in.output_topic = getenv("PROMO_INTAKE_OUTPUT") ? getenv("PROMO_INTAKE_OUTPUT")
+                                                        : "orders.canonical";
+        po_dynbuf_init(&in.out, 64u << 20);
+        in.profiles = po_profiles_load(profiles, errstr, sizeof(errstr));
+        if (!in.profiles) {
+                po_log_error("profiles: %s", errstr);
+                goto out;
+        }
+        in.avro = po_avro_new(errstr, sizeof(errstr));
+        if (!in.avro) {
+                po_log_error("avro: %s", errstr);
+                goto out;
+        }
+        conf.input_topic =
+            getenv("PROMO_INTAKE_INPUT") ? getenv("PROMO_INTAKE_INPUT") : "orders.raw";
+        conf.dlq_topic =
+            getenv("PROMO_INTAKE_DLQ") ? getenv("PROMO_INTAKE_DLQ") : "intake.dlq";
+        conf.process = process;
+        conf.opaque = &in;
+        st = po_stage_new(in.svc, &conf, errstr, sizeof(errstr));
+        if (!st) {
+                po_log_error("%s", errstr);
+                goto out;
+        }
+        po_service_probe(in.svc);
+        status = po_stage_run(st);
+out:
+        po_stage_destroy(st);
+        if (in.redis)
+                redisFree(in.redis);
+        po_avro_destroy(in.avro);
+        po_profiles_destroy(in.profiles);
+        po_dynbuf_release(&in.out);
+        po_service_destroy(in.svc);
+        return status;
 }

@@ -1,0 +1,19 @@
+/* po_order_avro: the canonical order (po_order_t) to and from its Avro
+ * message (schemas/Order.avsc, single-object encoding). */
+#ifndef PO_ORDER_AVRO_H
+#define PO_ORDER_AVRO_H
+
+#include "po/avro.h"
+#include "po/order.h"
+
+/* Appends the encoding of o to out. Returns PO_OK, PO_ERR_INVALID_ARG with a
+ * message (a string that is not UTF-8...), PO_ERR_NOMEM. */
+po_err_t po_order_encode(po_avro_t *avro, const po_order_t *o, po_dynbuf_t *out,
+                         char *errstr, size_t errstr_size);
+
+/* Decodes an Order message into o (initialised by the caller; strings and
+ * arrays go to its arena). Errors as po_avro_decode. */
+po_err_t po_order_decode(po_avro_t *avro, const void *buf, size_t len, po_order_t *o,
+                         char *errstr, size_t errstr_size);
+
+#endif

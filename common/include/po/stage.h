@@ -1,0 +1,110 @@
+/* po_stage: the Kafka stage runner every pipeline service is built on.
+ *
+ * A stage consumes its input topic and that topic's retry topics in a
+ * consumer group (read_committed), hands each message to a processing
+ * callback, and produces what the callback emits in a Kafka transaction that
+ * also commits the consumed offsets: consume-transform-produce, exactly once.
+ *
+ * Failure routing, decided by the callback's result:
+ *   PO_STAGE_OK         outputs are produced, the offset is committed;
+ *   PO_STAGE_TRANSIENT  a dependency is down: the original message goes to
+ *                       <input>.retry.<n> (n = attempt), to be consumed again
+ *                       no earlier than the retry delay; after the last retry
+ *                       topic it goes to the dead-letter topic;
+ *   PO_STAGE_PERMANENT  bad input: straight to the dead-letter topic.
+ * Outputs emitted by a callback that then fails are discarded. Either way the
+ * partition moves on: a poison message never blocks it.
+ *
+ * Dead letters are Avro DeadLetter records (schemas/DeadLetter.avsc) with the
+ * stage, reason, error, attempts, first and last failure times, a priority
+ * score, and the original key, value and headers. See docs/stage-runner.md. */
+#ifndef PO_STAGE_H
+#define PO_STAGE_H
+
+#include <librdkafka/rdkafka.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "po/err.h"
+#include "po/service.h"
+
+#define PO_STAGE_MAX_RETRIES 8
+
+typedef struct po_stage po_stage_t;
+
+typedef enum po_stage_result {
+        PO_STAGE_OK = 0,
+        PO_STAGE_TRANSIENT,
+        PO_STAGE_PERMANENT,
+} po_stage_result_t;
+
+/* What a failing callback reports. reason is a machine-readable code
+ * ("BAD_PAYLOAD", "REDIS_DOWN"...), error a sentence for the operator,
+ * priority the dead letter's priority score (higher = fix first). */
+typedef struct po_stage_failure {
+        char reason[64];
+        char error[512];
+        int64_t priority;
+} po_stage_failure_t;
+
+/* Processes one message. The message belongs to the runner: do not destroy
+ * it or keep pointers into it after returning. Emit outputs with
+ * po_stage_emit; on failure fill *fail. */
+typedef po_stage_result_t (*po_stage_process_fn)(po_stage_t *stage,
+                                                 const rd_kafka_message_t *msg,
+                                                 po_stage_failure_t *fail, void *opaque);
+
+typedef struct po_stage_conf {
+        const char *input_topic;      /* required */
+        const char *group_id;         /* default "promo-<service>" */
+        const char *dlq_topic;        /* default "<service>.dlq" */
+        const char *transactional_id; /* default "promo-<service>-<PROMO_INSTANCE|0>" */
+        int retries;                  /* retry topics, 0..8; default 2 */
+        int retry_delay_ms[PO_STAGE_MAX_RETRIES]; /* default 1000, 10000, ... */
+        int batch_max;               /* messages per transaction; default 500 */
+        int batch_ms;                /* longest a transaction stays open; default 100 */
+        po_stage_process_fn process; /* required */
+        void *opaque;                /* passed to process */
+} po_stage_conf_t;
+
+/* Creates the consumer and the transactional producer for the service's
+ * brokers. Environment overrides: PROMO_STAGE_RETRY_DELAYS_MS ("1000,10000"),
+ * PROMO_STAGE_BATCH_MAX, PROMO_STAGE_BATCH_MS, PROMO_INSTANCE. conf is copied
+ * (its strings too); svc must outlive the stage. Returns NULL with a message
+ * in errstr on failure. */
+po_stage_t *po_stage_new(po_service_t *svc, const po_stage_conf_t *conf, char *errstr,
+                         size_t errstr_size);
+
+/* Produces one output message in the current transaction. Key, value and
+ * headers are copied; headers (may be NULL) are destroyed by the call in
+ * every case. Only valid inside the processing callback. */
+po_err_t po_stage_emit(po_stage_t *stage, const char *topic, const void *key,
+                       size_t key_len, const void *value, size_t value_len,
+                       rd_kafka_headers_t *headers);
+
+/* The attempt number of the message being processed: 0 the first time, n
+ * when it comes from <input>.retry.n. */
+int po_stage_attempt(const po_stage_t *stage);
+
+/* Runs until po_service_running() turns 0, then finishes the current
+ * transaction, commits, leaves the group and returns 0; returns 1 after a
+ * fatal error (the producer was fenced, the transaction coordinator refused):
+ * the process should exit and be restarted. */
+int po_stage_run(po_stage_t *stage);
+
+/* Closes the consumer (leaving the group) and destroys both handles.
+ * Accepts NULL. */
+void po_stage_destroy(po_stage_t *stage);
+
+/* Header names the runner sets on retried messages and dead letters. */
+#define PO_HDR_ATTEMPTS "promo-attempts"
+#define PO_HDR_NOT_BEFORE "promo-not-before-ms"
+#define PO_HDR_FIRST_FAILURE "promo-first-failure-ms"
+#define PO_HDR_REASON "promo-reason"
+#define PO_HDR_ERROR "promo-error"
+#define PO_HDR_SOURCE_TOPIC "promo-source-topic"
+#define PO_HDR_SOURCE_PARTITION "promo-source-partition"
+#define PO_HDR_SOURCE_OFFSET "promo-source-offset"
+#define PO_HDR_PRIORITY "promo-priority"
+
+#endif

@@ -1,0 +1,272 @@
+/* po_order_t <-> schemas/Order.avsc through avro-c's generic values. */
+#include "po/order_avro.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int set_str(avro_value_t *rec, const char *name, const char *s)
+{
+        avro_value_t f;
+
+        return avro_value_get_by_name(rec, name, &f, NULL) ||
+               avro_value_set_string(&f, s ? s : "");
+}
+
+static int set_long(avro_value_t *rec, const char *name, int64_t v)
+{
+        avro_value_t f;
+
+        return avro_value_get_by_name(rec, name, &f, NULL) || avro_value_set_long(&f, v);
+}
+
+/* A ["null", T] union: branch 1 with a string, or null. */
+static int set_opt_str(avro_value_t *rec, const char *name, const char *s)
+{
+        avro_value_t f, b;
+
+        if (avro_value_get_by_name(rec, name, &f, NULL))
+                return -1;
+        if (!s)
+                return avro_value_set_branch(&f, 0, &b) || avro_value_set_null(&b);
+        return avro_value_set_branch(&f, 1, &b) || avro_value_set_string(&b, s);
+}
+
+static int set_opt_long(avro_value_t *rec, const char *name, int present, int64_t v)
+{
+        avro_value_t f, b;
+
+        if (avro_value_get_by_name(rec, name, &f, NULL))
+                return -1;
+        if (!present)
+                return avro_value_set_branch(&f, 0, &b) || avro_value_set_null(&b);
+        return avro_value_set_branch(&f, 1, &b) || avro_value_set_long(&b, v);
+}
+
+static int fill(avro_value_t *v, const po_order_t *o)
+{
+        avro_value_t f, b, arr, e;
+        size_t i;
+
+        if (set_str(v, "channel", o->channel) || set_str(v, "account", o->account) ||
+            set_str(v, "external_id", o->external_id) ||
+            set_str(v, "order_id", o->order_id) || set_str(v, "currency", o->currency) ||
+            set_long(v, "placed_at", o->placed_at_us) ||
+            set_long(v, "received_at", o->received_at_us))
+                return -1;
+        if (avro_value_get_by_name(v, "customer", &f, NULL))
+                return -1;
+        if (!o->has_customer) {
+                if (avro_value_set_branch(&f, 0, &b) || avro_value_set_null(&b))
+                        return -1;
+        } else if (avro_value_set_branch(&f, 1, &b) ||
+                   set_opt_str(&b, "id", o->customer_id) ||
+                   set_opt_str(&b, "tier", o->customer_tier) ||
+                   set_opt_str(&b, "email", o->customer_email)) {
+                return -1;
+        }
+        if (avro_value_get_by_name(v, "tax_mode", &f, NULL) ||
+            avro_value_set_enum(&f, o->tax_mode == PO_TAX_INCLUSIVE))
+                return -1;
+        if (avro_value_get_by_name(v, "lines", &arr, NULL))
+                return -1;
+        for (i = 0; i < o->line_count; i++) {
+                const po_order_line_t *l = &o->lines[i];
+
+                if (avro_value_append(&arr, &e, NULL) ||
+                    set_str(&e, "line_id", l->line_id) || set_str(&e, "sku", l->sku) ||
+                    set_str(&e, "category", l->category) ||
+                    set_long(&e, "unit_price", l->unit_price) ||
+                    set_long(&e, "quantity", l->quantity) ||
+                    set_long(&e, "tax_rate_ppm", l->tax_rate_ppm) ||
+                    set_opt_long(&e, "unit_cost", l->has_unit_cost, l->unit_cost))
+                        return -1;
+        }
+        if (avro_value_get_by_name(v, "requested_codes", &arr, NULL))
+                return -1;
+        for (i = 0; i < o->code_count; i++)
+                if (avro_value_append(&arr, &e, NULL) ||
+                    avro_value_set_string(&e, o->codes[i]))
+                        return -1;
+        if (avro_value_get_by_name(v, "attributes", &arr, NULL))
+                return -1;
+        for (i = 0; i < o->attr_count; i++)
+                if (avro_value_add(&arr, o->attrs[i].key, &e, NULL, NULL) ||
+                    avro_value_set_string(&e, o->attrs[i].value))
+                        return -1;
+        return 0;
+}
+
+po_err_t po_order_encode(po_avro_t *avro, const po_order_t *o, po_dynbuf_t *out,
+                         char *errstr, size_t errstr_size)
+{
+        avro_value_t v;
+        po_err_t err;
+
+        err = po_avro_value_new(avro, "Order", 0, &v);
+        if (err) {
+                snprintf(errstr, errstr_size, "cannot create an Order value");
+                return err;
+        }
+        if (fill(&v, o)) {
+                snprintf(errstr, errstr_size, "order %s does not fit the schema: %s",
+                         o->order_id ? o->order_id : "?", avro_strerror());
+                avro_value_decref(&v);
+                return PO_ERR_INVALID_ARG;
+        }
+        err = po_avro_encode(avro, "Order", &v, out, errstr, errstr_size);
+        avro_value_decref(&v);
+        return err;
+}
+
+/* A string field copied into the arena; NULL for a null union branch. */
+static int get_str(po_order_t *o, avro_value_t *rec, const char *name, const char **out)
+{
+        avro_value_t f, b;
+        const char *s;
+        size_t size;
+        int disc;
+
+        *out = NULL;
+        if (avro_value_get_by_name(rec, name, &f, NULL))
+                return -1;
+        if (avro_value_get_type(&f) == AVRO_UNION) {
+                if (avro_value_get_discriminant(&f, &disc) ||
+                    avro_value_get_current_branch(&f, &b))
+                        return -1;
+                if (disc == 0)
+                        return 0;
+                f = b;
+        }
+        if (avro_value_get_string(&f, &s, &size) || size == 0)
+                return -1;
+        *out = po_arena_strndup(&o->arena, s, size - 1);
+        return *out ? 0 : -1;
+}
+
+static int get_long(avro_value_t *rec, const char *name, int *present, int64_t *out)
+{
+        avro_value_t f, b;
+        int disc;
+
+        if (present)
+                *present = 0;
+        if (avro_value_get_by_name(rec, name, &f, NULL))
+                return -1;
+        if (avro_value_get_type(&f) == AVRO_UNION) {
+                if (avro_value_get_discriminant(&f, &disc) ||
+                    avro_value_get_current_branch(&f, &b))
+                        return -1;
+                if (disc == 0)
+                        return 0;
+                f = b;
+        }
+        if (present)
+                *present = 1;
+        return avro_value_get_long(&f, out);
+}
+
+static int read_order(po_order_t *o, avro_value_t *v)
+{
+        avro_value_t f, b, e;
+        const char *cur = NULL;
+        size_t n, i;
+        int disc, mode;
+
+        if (get_str(o, v, "channel", &o->channel) ||
+            get_str(o, v, "account", &o->account) ||
+            get_str(o, v, "external_id", &o->external_id) ||
+            get_str(o, v, "order_id", &o->order_id) || get_str(o, v, "currency", &cur) ||
+            get_long(v, "placed_at", NULL, &o->placed_at_us) ||
+            get_long(v, "received_at", NULL, &o->received_at_us))
+                return -1;
+        if (strlen(cur) != 3)
+                return -1;
+        memcpy(o->currency, cur, 4);
+        if (avro_value_get_by_name(v, "customer", &f, NULL) ||
+            avro_value_get_discriminant(&f, &disc) ||
+            avro_value_get_current_branch(&f, &b))
+                return -1;
+        o->has_customer = disc == 1;
+        if (o->has_customer && (get_str(o, &b, "id", &o->customer_id) ||
+                                get_str(o, &b, "tier", &o->customer_tier) ||
+                                get_str(o, &b, "email", &o->customer_email)))
+                return -1;
+        if (avro_value_get_by_name(v, "tax_mode", &f, NULL) ||
+            avro_value_get_enum(&f, &mode))
+                return -1;
+        o->tax_mode = mode == 1 ? PO_TAX_INCLUSIVE : PO_TAX_EXCLUSIVE;
+        if (avro_value_get_by_name(v, "lines", &f, NULL) || avro_value_get_size(&f, &n))
+                return -1;
+        o->lines = po_arena_alloc(&o->arena, (n ? n : 1) * sizeof(*o->lines));
+        if (!o->lines)
+                return -1;
+        for (i = 0; i < n; i++) {
+                po_order_line_t *l = &o->lines[i];
+
+                if (avro_value_get_by_index(&f, i, &e, NULL) ||
+                    get_str(o, &e, "line_id", &l->line_id) ||
+                    get_str(o, &e, "sku", &l->sku) ||
+                    get_str(o, &e, "category", &l->category) ||
+                    get_long(&e, "unit_price", NULL, &l->unit_price) ||
+                    get_long(&e, "quantity", NULL, &l->quantity) ||
+                    get_long(&e, "tax_rate_ppm", NULL, &l->tax_rate_ppm) ||
+                    get_long(&e, "unit_cost", &l->has_unit_cost, &l->unit_cost))
+                        return -1;
+        }
+        o->line_count = n;
+        if (avro_value_get_by_name(v, "requested_codes", &f, NULL) ||
+            avro_value_get_size(&f, &n))
+                return -1;
+        o->codes = po_arena_alloc(&o->arena, (n ? n : 1) * sizeof(*o->codes));
+        if (!o->codes)
+                return -1;
+        for (i = 0; i < n; i++) {
+                const char *s;
+                size_t size;
+
+                if (avro_value_get_by_index(&f, i, &e, NULL) ||
+                    avro_value_get_string(&e, &s, &size) || size == 0)
+                        return -1;
+                o->codes[i] = po_arena_strndup(&o->arena, s, size - 1);
+                if (!o->codes[i])
+                        return -1;
+        }
+        o->code_count = n;
+        if (avro_value_get_by_name(v, "attributes", &f, NULL) ||
+            avro_value_get_size(&f, &n))
+                return -1;
+        o->attrs = po_arena_alloc(&o->arena, (n ? n : 1) * sizeof(*o->attrs));
+        if (!o->attrs)
+                return -1;
+        for (i = 0; i < n; i++) {
+                const char *key, *s;
+                size_t size;
+
+                if (avro_value_get_by_index(&f, i, &e, &key) ||
+                    avro_value_get_string(&e, &s, &size) || size == 0)
+                        return -1;
+                o->attrs[i].key = po_arena_strndup(&o->arena, key, strlen(key));
+                o->attrs[i].value = po_arena_strndup(&o->arena, s, size - 1);
+                if (!o->attrs[i].key || !o->attrs[i].value)
+                        return -1;
+        }
+        o->attr_count = n;
+        return 0;
+}
+
+po_err_t po_order_decode(po_avro_t *avro, const void *buf, size_t len, po_order_t *o,
+                         char *errstr, size_t errstr_size)
+{
+        avro_value_t v;
+        po_err_t err = po_avro_decode(avro, "Order", buf, len, &v, errstr, errstr_size);
+
+        if (err)
+                return err;
+        if (read_order(o, &v)) {
+                snprintf(errstr, errstr_size, "an Order message did not read back: %s",
+                         avro_strerror());
+                err = PO_ERR_BAD_INPUT;
+        }
+        avro_value_decref(&v);
+        return err;
+}

@@ -1,0 +1,444 @@
+/* The stage runner on the real broker (tests/integration/stage_echo.c as the
+ * stage): a poison message goes to the DLQ while its partition keeps
+ * flowing; a transient failure is retried and then succeeds, or ends in the
+ * DLQ after the last retry; SIGKILL mid-stream and a restart lose nothing
+ * and double nothing (counted by a read_committed consumer); SIGTERM drains
+ * and exits 0. Every test uses topics of its own. */
+#include <check.h>
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "po/avro.h"
+#include "po/config.h"
+
+/* produce() takes the payload template of each test, always a literal. */
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+
+static po_config_t cfg;
+static char run_id[64];
+
+static void sleep_ms(long ms)
+{
+        nanosleep(
+            &(struct timespec){.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L},
+            NULL);
+}
+
+static long long mono_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static rd_kafka_t *new_client(rd_kafka_type_t type, const char *group)
+{
+        char err[512];
+        rd_kafka_conf_t *c = rd_kafka_conf_new();
+        rd_kafka_t *rk;
+
+        rd_kafka_conf_set(c, "bootstrap.servers", cfg.kafka_brokers, err, sizeof(err));
+        if (type == RD_KAFKA_PRODUCER) {
+                rd_kafka_conf_set(c, "enable.idempotence", "true", err, sizeof(err));
+                rd_kafka_conf_set(c, "linger.ms", "5", err, sizeof(err));
+        } else {
+                rd_kafka_conf_set(c, "group.id", group, err, sizeof(err));
+                rd_kafka_conf_set(c, "isolation.level", "read_committed", err,
+                                  sizeof(err));
+                rd_kafka_conf_set(c, "auto.offset.reset", "earliest", err, sizeof(err));
+                rd_kafka_conf_set(c, "enable.auto.commit", "false", err, sizeof(err));
+        }
+        rk = rd_kafka_new(type, c, err, sizeof(err));
+        ck_assert_msg(rk != NULL, "%s", err);
+        return rk;
+}
+
+/* Names the test's topics: <prefix>.<run>.{in,in.retry.1,in.retry.2,out,dlq}. */
+typedef struct topics {
+        char in[128], r1[140], r2[140], out[128], dlq[128], group[128], txid[128];
+} topics_t;
+
+static void make_topics(topics_t *t, const char *name, int partitions)
+{
+        rd_kafka_t *rk = new_client(RD_KAFKA_PRODUCER, NULL);
+        rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+        rd_kafka_NewTopic_t *nt[5];
+        const char *names[5];
+        rd_kafka_event_t *ev;
+        const rd_kafka_topic_result_t **res;
+        char err[256];
+        size_t n, i;
+
+        snprintf(t->in, sizeof(t->in), "it.%s.%s.in", run_id, name);
+        snprintf(t->r1, sizeof(t->r1), "%s.retry.1", t->in);
+        snprintf(t->r2, sizeof(t->r2), "%s.retry.2", t->in);
+        snprintf(t->out, sizeof(t->out), "it.%s.%s.out", run_id, name);
+        snprintf(t->dlq, sizeof(t->dlq), "it.%s.%s.dlq", run_id, name);
+        snprintf(t->group, sizeof(t->group), "it-%s-%s", run_id, name);
+        snprintf(t->txid, sizeof(t->txid), "it-%s-%s-tx", run_id, name);
+        names[0] = t->in;
+        names[1] = t->r1;
+        names[2] = t->r2;
+        names[3] = t->out;
+        names[4] = t->dlq;
+        for (i = 0; i < 5; i++)
+                nt[i] = rd_kafka_NewTopic_new(names[i], partitions, 1, err, sizeof(err));
+        rd_kafka_CreateTopics(rk, nt, 5, NULL, q);
+        rd_kafka_NewTopic_destroy_array(nt, 5);
+        ev = rd_kafka_queue_poll(q, 30000);
+        ck_assert_msg(ev != NULL, "create topics timed out");
+        res = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev),
+                                                  &n);
+        for (i = 0; i < n; i++)
+                ck_assert_msg(rd_kafka_topic_result_error(res[i]) == 0, "create %s: %s",
+                              rd_kafka_topic_result_name(res[i]),
+                              rd_kafka_topic_result_error_string(res[i]));
+        rd_kafka_event_destroy(ev);
+        rd_kafka_queue_destroy(q);
+        rd_kafka_destroy(rk);
+}
+
+static void produce(const char *topic, int partition, const char *fmt, int from, int to)
+{
+        rd_kafka_t *p = new_client(RD_KAFKA_PRODUCER, NULL);
+        char buf[64];
+        int i;
+
+        for (i = from; i < to; i++) {
+                rd_kafka_resp_err_t e;
+
+                snprintf(buf, sizeof(buf), fmt, i);
+                do {
+                        e = rd_kafka_producev(
+                            p, RD_KAFKA_V_TOPIC(topic),
+                            RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA
+                                                               : partition),
+                            RD_KAFKA_V_KEY(buf, strlen(buf)),
+                            RD_KAFKA_V_VALUE(buf, strlen(buf)),
+                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+                        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                                rd_kafka_poll(p, 50);
+                } while (e == RD_KAFKA_RESP_ERR__QUEUE_FULL);
+                ck_assert_int_eq(e, 0);
+        }
+        ck_assert_int_eq(rd_kafka_flush(p, 30000), 0);
+        rd_kafka_destroy(p);
+}
+
+static pid_t start_stage(const topics_t *t, const char *delays)
+{
+        char path[512];
+        pid_t pid;
+
+        snprintf(path, sizeof(path), "%s/stage-echo", getenv("PROMO_BIN_DIR"));
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                setenv("PROMO_ECHO_INPUT", t->in, 1);
+                setenv("PROMO_ECHO_OUTPUT", t->out, 1);
+                setenv("PROMO_ECHO_DLQ", t->dlq, 1);
+                setenv("PROMO_ECHO_GROUP", t->group, 1);
+                setenv("PROMO_ECHO_TXID", t->txid, 1);
+                setenv("PROMO_STAGE_RETRY_DELAYS_MS", delays, 1);
+                setenv("PROMO_STAGE_BATCH_MAX", "200", 1);
+                execl(path, path, (char *)NULL);
+                _exit(127);
+        }
+        return pid;
+}
+
+static int stop_stage(pid_t pid, int sig, int timeout_ms)
+{
+        int status = -1;
+        long long end = mono_ms() + timeout_ms;
+
+        kill(pid, sig);
+        while (mono_ms() < end) {
+                if (waitpid(pid, &status, WNOHANG) == pid)
+                        return status;
+                sleep_ms(20);
+        }
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        ck_abort_msg("stage did not exit within %d ms of signal %d", timeout_ms, sig);
+        return status;
+}
+
+/* Consumes topic (read_committed) from the beginning until want messages
+ * arrived or timeout; then, with settle_ms, goes on until nothing more came
+ * for settle_ms (to see duplicates). counts[i] counts payloads "<prefix><i>". */
+typedef struct tally {
+        int total;
+        int *counts;
+        int n;
+        char *last; /* a copy of the last payload, for inspection */
+        size_t last_len;
+} tally_t;
+
+static void consume_settle(const char *topic, const char *fmt_prefix, tally_t *t,
+                           int want, int timeout_ms, int settle_ms)
+{
+        char group[200];
+        rd_kafka_t *c;
+        rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+        long long end = mono_ms() + timeout_ms;
+        size_t plen = strlen(fmt_prefix);
+
+        snprintf(group, sizeof(group), "reader-%s-%lld", topic, mono_ms());
+        c = new_client(RD_KAFKA_CONSUMER, group);
+        rd_kafka_poll_set_consumer(c);
+        rd_kafka_topic_partition_list_add(sub, topic, RD_KAFKA_PARTITION_UA);
+        rd_kafka_subscribe(c, sub);
+        rd_kafka_topic_partition_list_destroy(sub);
+        long long last_seen = mono_ms();
+
+        while (mono_ms() < end) {
+                rd_kafka_message_t *m;
+
+                if (t->total >= want &&
+                    (settle_ms == 0 || mono_ms() - last_seen >= settle_ms))
+                        break;
+                m = rd_kafka_consumer_poll(c, 200);
+                if (!m)
+                        continue;
+                last_seen = mono_ms();
+                if (m->err) {
+                        rd_kafka_message_destroy(m);
+                        continue;
+                }
+                t->total++;
+                if (m->len > plen && memcmp(m->payload, fmt_prefix, plen) == 0) {
+                        char buf[32];
+                        size_t l = m->len - plen < sizeof(buf) - 1 ? m->len - plen
+                                                                   : sizeof(buf) - 1;
+                        int i;
+
+                        memcpy(buf, (const char *)m->payload + plen, l);
+                        buf[l] = '\0';
+                        i = (int)strtol(buf, NULL, 10);
+                        if (i >= 0 && i < t->n)
+                                t->counts[i]++;
+                }
+                /* Messages must not outlive their consumer: keep a copy. */
+                free(t->last);
+                t->last = malloc(m->len + 1);
+                memcpy(t->last, m->payload ? m->payload : "", m->len);
+                t->last_len = m->len;
+                rd_kafka_message_destroy(m);
+        }
+        rd_kafka_consumer_close(c);
+        rd_kafka_destroy(c);
+}
+
+static void consume(const char *topic, const char *fmt_prefix, tally_t *t, int want,
+                    int timeout_ms)
+{
+        consume_settle(topic, fmt_prefix, t, want, timeout_ms, 0);
+}
+
+static void tally_init(tally_t *t, int n)
+{
+        memset(t, 0, sizeof(*t));
+        t->n = n;
+        t->counts = calloc((size_t)n, sizeof(int));
+}
+
+static void tally_release(tally_t *t)
+{
+        free(t->last);
+        free(t->counts);
+}
+
+START_TEST(poison_goes_to_dlq_and_partition_flows)
+{
+        topics_t t;
+        tally_t out, dlq;
+        po_avro_t *avro;
+        po_deadletter_t dl;
+        char err[256];
+        pid_t pid;
+        int i;
+
+        make_topics(&t, "poison", 1);
+        produce(t.in, 0, "m%d", 0, 50);
+        produce(t.in, 0, "poison-%d", 50, 51);
+        produce(t.in, 0, "m%d", 51, 100);
+        pid = start_stage(&t, "100,100");
+        tally_init(&out, 100);
+        consume(t.out, "m", &out, 99, 60000);
+        ck_assert_int_eq(out.total, 99);
+        for (i = 0; i < 100; i++)
+                ck_assert_int_eq(out.counts[i], i == 50 ? 0 : 1);
+        tally_init(&dlq, 1);
+        consume(t.dlq, "", &dlq, 1, 30000);
+        ck_assert_int_eq(dlq.total, 1);
+        avro = po_avro_new(err, sizeof(err));
+        ck_assert_msg(avro != NULL, "%s", err);
+        ck_assert_msg(po_avro_decode_deadletter(avro, dlq.last, dlq.last_len, &dl, err,
+                                                sizeof(err)) == PO_OK,
+                      "%s", err);
+        ck_assert_str_eq(dl.reason_code, "BAD_PAYLOAD");
+        ck_assert_str_eq(dl.stage, "stage-echo");
+        ck_assert_str_eq(dl.source_topic, t.in);
+        ck_assert_int_eq(dl.offset, 50);
+        ck_assert_int_eq(dl.attempts, 1);
+        ck_assert_int_eq(dl.priority, 7);
+        ck_assert_uint_eq(dl.original_value_len, 9);
+        ck_assert_int_eq(memcmp(dl.original_value, "poison-50", 9), 0);
+        po_deadletter_release(&dl);
+        po_avro_destroy(avro);
+        ck_assert_int_eq(stop_stage(pid, SIGTERM, 20000), 0);
+        tally_release(&out);
+        tally_release(&dlq);
+}
+END_TEST
+
+START_TEST(transient_retried_then_succeeds_or_dead_letters)
+{
+        topics_t t;
+        tally_t out, dlq;
+        pid_t pid;
+
+        make_topics(&t, "transient", 1);
+        /* Fails on attempt 0, succeeds on attempt 1 (from retry.1). */
+        produce(t.in, 0, "transient-1:%d", 0, 5);
+        /* Fails on attempts 0, 1, 2: after retry.2 it is a dead letter. */
+        produce(t.in, 0, "transient-9:%d", 5, 6);
+        pid = start_stage(&t, "300,300");
+        tally_init(&out, 6);
+        consume(t.out, "transient-1:", &out, 5, 60000);
+        ck_assert_int_eq(out.total, 5);
+        tally_init(&dlq, 1);
+        consume(t.dlq, "", &dlq, 1, 60000);
+        ck_assert_int_eq(dlq.total, 1);
+        {
+                po_avro_t *avro;
+                po_deadletter_t dl;
+                char err[256];
+
+                avro = po_avro_new(err, sizeof(err));
+                ck_assert_msg(avro != NULL, "%s", err);
+                ck_assert_int_eq(po_avro_decode_deadletter(avro, dlq.last, dlq.last_len,
+                                                           &dl, err, sizeof(err)),
+                                 PO_OK);
+                ck_assert_str_eq(dl.reason_code, "DEPENDENCY_DOWN");
+                ck_assert_int_eq(dl.attempts, 3);
+                ck_assert_str_eq(dl.source_topic, t.in);
+                ck_assert_int_eq(dl.offset, 5);
+                ck_assert_int_ge(dl.last_failure_ms - dl.first_failure_ms, 500);
+                po_deadletter_release(&dl);
+                po_avro_destroy(avro);
+        }
+        ck_assert_int_eq(stop_stage(pid, SIGTERM, 20000), 0);
+        tally_release(&out);
+        tally_release(&dlq);
+}
+END_TEST
+
+START_TEST(sigkill_mid_stream_loses_and_doubles_nothing)
+{
+        enum { N = 20000 };
+        topics_t t;
+        tally_t out, partial;
+        pid_t pid;
+        int i, missing = 0, doubled = 0;
+
+        make_topics(&t, "kill", 3);
+        produce(t.in, -1, "k%d", 0, N);
+        pid = start_stage(&t, "100,100");
+        /* Wait until some, not all, output is committed, then kill. */
+        tally_init(&partial, N);
+        consume(t.out, "k", &partial, 2000, 60000);
+        ck_assert_int_ge(partial.total, 2000);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        pid = start_stage(&t, "100,100");
+        tally_init(&out, N);
+        /* After the N-th, wait 5 s more: a duplicate would show up now. */
+        consume_settle(t.out, "k", &out, N, 120000, 5000);
+        for (i = 0; i < N; i++) {
+                missing += out.counts[i] == 0;
+                doubled += out.counts[i] > 1;
+        }
+        ck_assert_msg(missing == 0 && doubled == 0 && out.total == N,
+                      "read_committed saw %d messages: %d missing, %d doubled", out.total,
+                      missing, doubled);
+        ck_assert_int_eq(stop_stage(pid, SIGTERM, 20000), 0);
+        tally_release(&out);
+        tally_release(&partial);
+}
+END_TEST
+
+START_TEST(sigterm_drains_cleanly)
+{
+        enum { N = 5000 };
+        topics_t t;
+        tally_t out;
+        pid_t pid;
+        int i, status;
+
+        make_topics(&t, "term", 2);
+        produce(t.in, -1, "d%d", 0, N);
+        pid = start_stage(&t, "100,100");
+        sleep_ms(3000);
+        status = stop_stage(pid, SIGTERM, 15000);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d",
+                      status);
+        /* What was committed, plus a restart for the rest: exactly N. */
+        pid = start_stage(&t, "100,100");
+        tally_init(&out, N);
+        consume_settle(t.out, "d", &out, N, 60000, 5000);
+        ck_assert_int_eq(out.total, N);
+        for (i = 0; i < N; i++)
+                ck_assert_int_eq(out.counts[i], 1);
+        ck_assert_int_eq(stop_stage(pid, SIGTERM, 15000), 0);
+        tally_release(&out);
+}
+END_TEST
+
+int main(void)
+{
+        Suite *s = suite_create("stage");
+        TCase *tc;
+        SRunner *sr;
+        char err[256];
+        int failed;
+
+        if (po_config_load(&cfg, NULL, 0, err, sizeof(err))) {
+                fprintf(stderr, "%s\n", err);
+                return 1;
+        }
+        snprintf(run_id, sizeof(run_id), "%ld-%d", (long)time(NULL), (int)getpid());
+        /* One case per test, so CK_RUN_CASE=kill runs one alone. */
+        {
+                const struct {
+                        const char *name;
+                        const TTest *test;
+                } cases[] = {
+                    {"poison", poison_goes_to_dlq_and_partition_flows},
+                    {"transient", transient_retried_then_succeeds_or_dead_letters},
+                    {"kill", sigkill_mid_stream_loses_and_doubles_nothing},
+                    {"term", sigterm_drains_cleanly},
+                };
+                size_t i;
+
+                for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                        tc = tcase_create(cases[i].name);
+                        tcase_set_timeout(tc, 300);
+                        _tcase_add_test(tc, cases[i].test, 0, 0, 0, 1);
+                        suite_add_tcase(s, tc);
+                }
+        }
+        sr = srunner_create(s);
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,91 @@
+/* A stage for the runner's integration tests: copies each input message to
+ * the output topic, except
+ *   "poison..."            permanent failure (BAD_PAYLOAD)
+ *   "transient-<n>:..."    transient failure while the attempt is below n
+ * Input, output and DLQ topics come from PROMO_ECHO_INPUT, PROMO_ECHO_OUTPUT
+ * and PROMO_ECHO_DLQ. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "po/log.h"
+#include "po/stage.h"
+
+typedef struct echo {
+        const char *output;
+} echo_t;
+
+static po_stage_result_t process(po_stage_t *st, const rd_kafka_message_t *msg,
+                                 po_stage_failure_t *fail, void *opaque)
+{
+        echo_t *echo = opaque;
+        const char *p = msg->payload;
+
+        if (msg->len >= 6 && memcmp(p, "poison", 6) == 0) {
+                snprintf(fail->reason, sizeof(fail->reason), "BAD_PAYLOAD");
+                snprintf(fail->error, sizeof(fail->error), "payload is poison");
+                fail->priority = 7;
+                return PO_STAGE_PERMANENT;
+        }
+        if (msg->len > 10 && memcmp(p, "transient-", 10) == 0) {
+                int n = p[10] - '0';
+
+                if (po_stage_attempt(st) < n) {
+                        snprintf(fail->reason, sizeof(fail->reason), "DEPENDENCY_DOWN");
+                        snprintf(fail->error, sizeof(fail->error), "attempt %d of %d",
+                                 po_stage_attempt(st), n);
+                        return PO_STAGE_TRANSIENT;
+                }
+        }
+        if (po_stage_emit(st, echo->output, msg->key, msg->key_len, msg->payload,
+                          msg->len, NULL)) {
+                snprintf(fail->reason, sizeof(fail->reason), "EMIT_FAILED");
+                return PO_STAGE_TRANSIENT;
+        }
+        return PO_STAGE_OK;
+}
+
+int main(void)
+{
+        static const po_service_def_t def = {
+            .name = "stage-echo",
+            .port_env = "PROMO_ECHO_HTTP_PORT",
+            .default_port = 0,
+            .deps = 1u << PO_DEP_KAFKA,
+        };
+        echo_t echo = {.output = getenv("PROMO_ECHO_OUTPUT")};
+        po_stage_conf_t conf = {
+            .input_topic = getenv("PROMO_ECHO_INPUT"),
+            .dlq_topic = getenv("PROMO_ECHO_DLQ"),
+            .group_id = getenv("PROMO_ECHO_GROUP"),
+            .transactional_id = getenv("PROMO_ECHO_TXID"),
+            .process = process,
+            .opaque = &echo,
+        };
+        char errstr[512];
+        po_service_t *svc;
+        po_stage_t *st;
+        int status;
+
+        if (!echo.output || !conf.input_topic) {
+                fprintf(stderr,
+                        "stage-echo: set PROMO_ECHO_INPUT and PROMO_ECHO_OUTPUT\n");
+                return 2;
+        }
+        svc = po_service_new(&def, errstr, sizeof(errstr));
+        if (!svc) {
+                fprintf(stderr, "stage-echo: %s\n", errstr);
+                return 2;
+        }
+        st = po_stage_new(svc, &conf, errstr, sizeof(errstr));
+        if (!st) {
+                po_log_error("%s", errstr);
+                po_service_destroy(svc);
+                return 2;
+        }
+        po_service_probe(svc);
+        status = po_stage_run(st);
+        po_stage_destroy(st);
+        po_service_destroy(svc);
+        return status;
+}
