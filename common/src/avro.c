@@ -1531,7 +1531,7 @@ static int walk_bytes(walk_t *w, int is_string)
 {
         size_t start = w->pos, bad;
         const char *what = is_string ? "string" : "bytes";
-        int64_t n;
+        int64_t n = 0;
 
         if (walk_varint(w, 10, is_string ? "string length" : "bytes length", &n))
                 return -1;

@@ -169,7 +169,7 @@ static int open_section(po_profiles_t *ps, const char *hdr, size_t len, section_
         s = &ps->s[ps->n];
         if (strncmp(name, "channel ", 8) == 0 && name[8]) {
                 if (find(ps, name + 8, NULL))
-                        return snprintf(err, size, "[%s] appears twice", name), -1;
+                        return snprintf(err, size, "[%.100s] appears twice", name), -1;
                 s->channel = keep(ps, name + 8, strlen(name + 8));
                 s->account = NULL;
                 base = &ps->s[0];
@@ -180,7 +180,7 @@ static int open_section(po_profiles_t *ps, const char *hdr, size_t len, section_
                 if (!s->channel || !s->account)
                         return snprintf(err, size, "out of memory"), -1;
                 if (find(ps, s->channel, s->account))
-                        return snprintf(err, size, "[%s] appears twice", name), -1;
+                        return snprintf(err, size, "[%.100s] appears twice", name), -1;
                 base = find(ps, s->channel, NULL);
                 if (!base)
                         base = &ps->s[0];
