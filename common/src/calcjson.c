@@ -23,6 +23,11 @@ typedef struct case_ctx {
         size_t strs_used, strs_cap;
         po_tier_value_t *tiers; /* pool for every tier_values entry */
         size_t tiers_used, tiers_cap;
+        /* Set when the strings of a definition must outlive root
+         * (po_calcjson_parse_def): each is copied into alloc's memory. */
+        po_calcjson_alloc_fn alloc;
+        void *alloc_ctx;
+        int nomem; /* the failure was an allocation */
         char msg[256];
 } case_ctx_t;
 
@@ -66,6 +71,24 @@ static json_t *member(json_t *obj, const char *key)
         json_t *v = json_object_get(obj, key);
 
         return json_is_null(v) ? NULL : v;
+}
+
+/* Makes s independent of the JSON tree when the context asks for copies. */
+static int keep_str(case_ctx_t *c, po_str_t *s)
+{
+        char *p;
+
+        if (!c->alloc)
+                return 0;
+        p = c->alloc(c->alloc_ctx, s->len + 1);
+        if (!p) {
+                c->nomem = 1;
+                return BAD(c, "out of memory");
+        }
+        memcpy(p, s->ptr, s->len);
+        p[s->len] = '\0';
+        s->ptr = p;
+        return 0;
 }
 
 static int get_str(case_ctx_t *c, json_t *obj, const char *key, const char *path,
@@ -191,6 +214,8 @@ static int get_str_list(case_ctx_t *c, json_t *obj, const char *key, const char 
                         return BAD(c, "%s%s[%zu]: must be a string", path, key, i);
                 c->strs[c->strs_used].ptr = json_string_value(e);
                 c->strs[c->strs_used].len = json_string_length(e);
+                if (keep_str(c, &c->strs[c->strs_used]))
+                        return -1;
                 c->strs_used++;
         }
         out->count = json_array_size(v);
@@ -276,15 +301,19 @@ static int parse_tier_values(case_ctx_t *c, json_t *o, const char *path, int64_t
                 e->tier.ptr = k;
                 e->tier.len = strlen(k);
                 e->value = (int64_t)json_integer_value(v);
+                if (keep_str(c, &e->tier))
+                        return -1;
                 c->tiers_used++;
                 d->tier_value_count++;
         }
         return 0;
 }
 
-static int parse_def(case_ctx_t *c, json_t *o, size_t i, po_code_def_t *d)
+/* One definition (section 3) from the object o; field names in messages
+ * are prefixed with path ("definitions[3]."). Lists take their entries from
+ * the context's pools, reserved beforehand (def_pool_need). */
+static int parse_def(case_ctx_t *c, json_t *o, const char *path, po_code_def_t *d)
 {
-        char path[48];
         po_str_t code;
         po_opt_i64_t v, prio;
         int st, ty, present;
@@ -292,9 +321,6 @@ static int parse_def(case_ctx_t *c, json_t *o, size_t i, po_code_def_t *d)
         int64_t max;
 
         memset(d, 0, sizeof(*d));
-        snprintf(path, sizeof(path), "definitions[%zu].", i);
-        if (!json_is_object(o))
-                return BAD(c, "definitions[%zu]: must be an object", i);
         if (get_str(c, o, "code", path, 1, &code, NULL))
                 return -1;
         d->code_len = po_code_normalize(code.ptr, code.len, d->code, sizeof(d->code));
@@ -332,6 +358,7 @@ static int parse_def(case_ctx_t *c, json_t *o, size_t i, po_code_def_t *d)
             parse_tier_values(c, o, path, max, d) ||
             get_str_list(c, o, "channels", path, &d->channels) ||
             get_str(c, o, "customer_id", path, 0, &d->customer_id, &present) ||
+            (present && keep_str(c, &d->customer_id)) ||
             parse_targets(c, member(o, "targets"), path, &d->targets))
                 return -1;
         d->has_customer_id = present;
@@ -345,26 +372,31 @@ static int parse_def(case_ctx_t *c, json_t *o, size_t i, po_code_def_t *d)
         return 0;
 }
 
+/* Adds to *strs and *tiers the pool entries definition d will need. */
+static void def_pool_need(json_t *d, size_t *strs, size_t *tiers)
+{
+        json_t *t, *tv;
+
+        if (!json_is_object(d))
+                return;
+        *strs += list_size(d, "tiers") + list_size(d, "channels");
+        t = member(d, "targets");
+        if (json_is_object(t))
+                *strs += list_size(t, "skus") + list_size(t, "categories") +
+                         list_size(t, "exclude_skus") +
+                         list_size(t, "exclude_categories");
+        tv = member(d, "tier_values");
+        if (json_is_object(tv))
+                *tiers += json_object_size(tv);
+}
+
 /* Counts the pool entries every definition will need, so the pools never move. */
 static int reserve_pools(case_ctx_t *c, json_t *defs)
 {
-        json_t *d, *t, *tv;
+        json_t *d;
         size_t i, strs = 0, tiers = 0;
 
-        json_array_foreach(defs, i, d)
-        {
-                if (!json_is_object(d))
-                        continue;
-                strs += list_size(d, "tiers") + list_size(d, "channels");
-                t = member(d, "targets");
-                if (json_is_object(t))
-                        strs += list_size(t, "skus") + list_size(t, "categories") +
-                                list_size(t, "exclude_skus") +
-                                list_size(t, "exclude_categories");
-                tv = member(d, "tier_values");
-                if (json_is_object(tv))
-                        tiers += json_object_size(tv);
-        }
+        json_array_foreach(defs, i, d) def_pool_need(d, &strs, &tiers);
         c->strs = malloc((strs ? strs : 1) * sizeof(*c->strs));
         c->tiers = malloc((tiers ? tiers : 1) * sizeof(*c->tiers));
         c->strs_cap = strs;
@@ -482,7 +514,12 @@ static int parse_case(case_ctx_t *c, po_pricing_cart_t *cart)
                         return BAD(c, "out of memory");
                 json_array_foreach(defs, i, e)
                 {
-                        if (parse_def(c, e, i, &c->defs[i]))
+                        char path[48];
+
+                        if (!json_is_object(e))
+                                return BAD(c, "definitions[%zu]: must be an object", i);
+                        snprintf(path, sizeof(path), "definitions[%zu].", i);
+                        if (parse_def(c, e, path, &c->defs[i]))
                                 return -1;
                         for (j = 0; j < i; j++)
                                 if (strcmp(c->defs[j].code, c->defs[i].code) == 0)
@@ -495,6 +532,41 @@ static int parse_case(case_ctx_t *c, po_pricing_cart_t *cart)
                 cart->def_count = json_array_size(defs);
         }
         return parse_usage(c, member(root, "usage"), c->defs, cart->def_count);
+}
+
+po_err_t po_calcjson_parse_def(struct json_t *obj, const char *path,
+                               po_calcjson_alloc_fn alloc, void *alloc_ctx,
+                               po_code_def_t *out, char *errstr, size_t errstr_size)
+{
+        case_ctx_t c;
+        size_t strs = 0, tiers = 0;
+
+        memset(out, 0, sizeof(*out));
+        if (!obj || !path || !alloc)
+                return PO_ERR_INVALID_ARG;
+        if (!json_is_object(obj)) {
+                snprintf(errstr, errstr_size, "%sa code definition must be a JSON object",
+                         path);
+                return PO_ERR_BAD_INPUT;
+        }
+        memset(&c, 0, sizeof(c));
+        c.alloc = alloc;
+        c.alloc_ctx = alloc_ctx;
+        def_pool_need(obj, &strs, &tiers);
+        c.strs = alloc(alloc_ctx, (strs ? strs : 1) * sizeof(*c.strs));
+        c.tiers = alloc(alloc_ctx, (tiers ? tiers : 1) * sizeof(*c.tiers));
+        c.strs_cap = strs;
+        c.tiers_cap = tiers;
+        if (!c.strs || !c.tiers) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return PO_ERR_NOMEM;
+        }
+        if (parse_def(&c, obj, path, out)) {
+                memset(out, 0, sizeof(*out));
+                snprintf(errstr, errstr_size, "%s", c.msg);
+                return c.nomem ? PO_ERR_NOMEM : PO_ERR_BAD_INPUT;
+        }
+        return PO_OK;
 }
 
 /* Appends s as a JSON string literal. */

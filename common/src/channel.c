@@ -76,7 +76,10 @@ po_err_t po_channel_rate_from_tax(int64_t amount, int64_t tax, int64_t *ppm)
         /* half_up: round(amount * p / 10^6) = tax exactly when
          * tax * 10^6 - 5 * 10^5 <= amount * p < tax * 10^6 + 5 * 10^5. */
         c = (po_i128)tax * 1000000 - 500000;
-        lo = c <= 0 ? 0 : (int64_t)((c + amount - 1) / amount);
+        c = c <= 0 ? 0 : (c + amount - 1) / amount;
+        if (c > 1000000)
+                return PO_ERR_BAD_INPUT; /* the tax is more than the amount */
+        lo = (int64_t)c;
         c = (po_i128)tax * 1000000 + 500000;
         c = (c + amount - 1) / amount - 1;
         hi = c > 1000000 ? 1000000 : (int64_t)c;
@@ -105,14 +108,67 @@ po_err_t po_channel_rate_from_tax(int64_t amount, int64_t tax, int64_t *ppm)
         return PO_OK;
 }
 
+/* Rewrites "d.ddde-XX" / "d.ddde+XX" (the exponent form of %e) as a plain
+ * decimal into buf; leaves buf alone when the result would not fit. */
+static void positional(const char *e_form, char *buf, size_t size)
+{
+        char digits[32], out[96];
+        const char *p = e_form, *e = strchr(e_form, 'e');
+        size_t nd = 0, o = 0, i;
+        int neg = 0;
+        long x, point;
+
+        if (!e)
+                return;
+        if (*p == '-') {
+                neg = 1;
+                p++;
+        }
+        for (; p < e && nd < sizeof(digits); p++)
+                if (*p >= '0' && *p <= '9')
+                        digits[nd++] = *p;
+        while (nd > 1 && digits[nd - 1] == '0')
+                nd--;
+        x = strtol(e + 1, NULL, 10);
+        if (x < -40 || x > 40)
+                return; /* no rate or amount is that small or large: keep %e */
+        point = x + 1;  /* digits before the decimal point */
+        if (neg)
+                out[o++] = '-';
+        if (point <= 0) {
+                out[o++] = '0';
+                out[o++] = '.';
+                for (; point < 0; point++)
+                        out[o++] = '0';
+                for (i = 0; i < nd; i++)
+                        out[o++] = digits[i];
+        } else {
+                for (i = 0; i < nd || (long)i < point; i++) {
+                        if ((long)i == point)
+                                out[o++] = '.';
+                        out[o++] = i < nd ? digits[i] : '0';
+                }
+        }
+        out[o] = '\0';
+        if (o < size)
+                memcpy(buf, out, o + 1);
+}
+
 void po_channel_real_text(double v, char *buf, size_t size)
 {
+        char e_form[48];
         int prec;
 
         for (prec = 1; prec <= DBL_DECIMAL_DIG; prec++) {
                 snprintf(buf, size, "%.*g", prec, v);
                 if (strtod(buf, NULL) == v)
-                        return;
+                        break;
+        }
+        /* %g writes 5e-06 for 0.000005: same digits, spelled out. */
+        if (strchr(buf, 'e')) {
+                snprintf(e_form, sizeof(e_form), "%.*e",
+                         prec > DBL_DECIMAL_DIG ? DBL_DECIMAL_DIG - 1 : prec - 1, v);
+                positional(e_form, buf, size);
         }
 }
 
@@ -122,8 +178,15 @@ json_t *cj_load(const char *payload, size_t len, po_channel_reject_t *rej)
         json_t *root = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &e);
 
         if (!root) {
-                po_channel_reject(rej, PO_REJECT_BAD_SYNTAX, "",
-                                  "not JSON: %s at column %d", e.text, e.column);
+                if (json_error_code(&e) == json_error_numeric_overflow)
+                        po_channel_reject(rej, PO_REJECT_OUT_OF_RANGE, "",
+                                          "a number does not fit 64 bits: %s at line %d "
+                                          "column %d",
+                                          e.text, e.line, e.column);
+                else
+                        po_channel_reject(rej, PO_REJECT_BAD_SYNTAX, "",
+                                          "not JSON: %s at line %d column %d", e.text,
+                                          e.line, e.column);
                 return NULL;
         }
         if (!json_is_object(root)) {
@@ -142,9 +205,22 @@ json_t *cj_get(json_t *obj, const char *key)
         return json_is_null(v) ? NULL : v;
 }
 
-static void join_path(char *buf, size_t size, const char *path, const char *key)
+void cj_join(char *buf, size_t size, const char *path, const char *key)
 {
-        snprintf(buf, size, "%s%s%s", path, path[0] ? "." : "", key);
+        size_t lp = strlen(path), lk = strlen(key), n;
+
+        /* snprintf(buf, size, "%s%s%s", path, path[0] ? "." : "", key),
+         * without its cost: this runs for every field an adapter reads. */
+        if (size == 0)
+                return;
+        n = lp < size - 1 ? lp : size - 1;
+        memcpy(buf, path, n);
+        if (lp && n < size - 1)
+                buf[n++] = '.';
+        if (lk > size - 1 - n)
+                lk = size - 1 - n;
+        memcpy(buf + n, key, lk);
+        buf[n + lk] = '\0';
 }
 
 int cj_str(po_order_t *o, json_t *obj, const char *key, const char *path, int required,
@@ -153,7 +229,7 @@ int cj_str(po_order_t *o, json_t *obj, const char *key, const char *path, int re
         json_t *v = cj_get(obj, key);
         char field[96], num[32];
 
-        join_path(field, sizeof(field), path, key);
+        cj_join(field, sizeof(field), path, key);
         *out = NULL;
         if (!v) {
                 if (required) {
@@ -189,7 +265,7 @@ int cj_int(json_t *obj, const char *key, const char *path, int64_t min, int64_t 
         char field[96];
         int64_t x;
 
-        join_path(field, sizeof(field), path, key);
+        cj_join(field, sizeof(field), path, key);
         if (!v) {
                 po_channel_reject(rej, PO_REJECT_MISSING_FIELD, field, "%s is required",
                                   field);
@@ -216,54 +292,104 @@ int cj_int(json_t *obj, const char *key, const char *path, int64_t min, int64_t 
         return 0;
 }
 
-int cj_amount(po_order_t *o, json_t *obj, const char *key, const char *path, int64_t *out,
-              po_channel_reject_t *rej)
+int cj_decimal_form(const char *s, size_t len, int places, int allow_negative)
+{
+        size_t i = 0, ndig = 0, frac = 0;
+        int dot = 0;
+
+        if (len && (s[0] == '+' || (s[0] == '-' && allow_negative)))
+                i++;
+        for (; i < len; i++) {
+                if (s[i] == '.' && !dot) {
+                        dot = 1;
+                        continue;
+                }
+                if (s[i] < '0' || s[i] > '9')
+                        return 0;
+                if (dot && ++frac > (size_t)places && s[i] != '0')
+                        return 0;
+                ndig += !dot;
+        }
+        return ndig > 0 && (!dot || frac > 0);
+}
+
+int cj_amount(po_order_t *o, json_t *obj, const char *key, const char *path, int64_t max,
+              int64_t *out, po_channel_reject_t *rej)
 {
         json_t *v = cj_get(obj, key);
         int exp = po_money_exponent(o->currency);
+        const char *s;
+        size_t len;
         char field[96];
 
-        join_path(field, sizeof(field), path, key);
+        cj_join(field, sizeof(field), path, key);
         if (!v) {
                 po_channel_reject(rej, PO_REJECT_MISSING_FIELD, field, "%s is required",
                                   field);
                 return -1;
         }
-        if (json_is_string(v)) {
-                if (po_money_parse_decimal(json_string_value(v), json_string_length(v),
-                                           exp, 0, out) == PO_OK)
-                        return 0;
-                po_channel_reject(
-                    rej, PO_REJECT_BAD_AMOUNT, field,
-                    "%s \"%.40s\" is not an exact non-negative amount in %s "
-                    "(%d decimals)",
-                    field, json_string_value(v), o->currency, exp);
+        if (!json_is_string(v)) {
+                po_channel_reject(rej, PO_REJECT_BAD_TYPE, field,
+                                  "%s must be a decimal string such as \"19.99\"", field);
                 return -1;
         }
-        po_channel_reject(rej, PO_REJECT_BAD_TYPE, field,
-                          "%s must be a decimal string such as \"19.99\"", field);
-        return -1;
+        s = json_string_value(v);
+        len = json_string_length(v);
+        if (po_money_parse_decimal(s, len, exp, 0, out) != PO_OK) {
+                if (cj_decimal_form(s, len, exp, 0))
+                        po_channel_reject(rej, PO_REJECT_OUT_OF_RANGE, field,
+                                          "%s \"%.40s\" is above 10^15 minor units",
+                                          field, s);
+                else
+                        po_channel_reject(
+                            rej, PO_REJECT_BAD_AMOUNT, field,
+                            "%s \"%.40s\" is not an exact non-negative amount in %s "
+                            "(%d decimals)",
+                            field, s, o->currency, exp);
+                return -1;
+        }
+        if (*out > max) {
+                po_channel_reject(rej, PO_REJECT_OUT_OF_RANGE, field,
+                                  "%s is %lld minor units, above %lld", field,
+                                  (long long)*out, (long long)max);
+                return -1;
+        }
+        return 0;
 }
 
 int cj_rate_ppm(json_t *v, const char *path, int64_t *out, po_channel_reject_t *rej)
 {
-        char text[64];
+        char buf[64];
+        const char *text = buf;
+        size_t len;
 
         if (json_is_integer(v)) {
-                snprintf(text, sizeof(text), "%lld", (long long)json_integer_value(v));
+                snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(v));
+                len = strlen(buf);
         } else if (json_is_real(v)) {
-                po_channel_real_text(json_real_value(v), text, sizeof(text));
-        } else if (json_is_string(v) && json_string_length(v) < sizeof(text)) {
-                snprintf(text, sizeof(text), "%s", json_string_value(v));
+                po_channel_real_text(json_real_value(v), buf, sizeof(buf));
+                len = strlen(buf);
+        } else if (json_is_string(v)) {
+                text = json_string_value(v);
+                len = json_string_length(v);
         } else {
-                po_channel_reject(rej, PO_REJECT_BAD_TYPE, path, "%s must be a rate",
-                                  path);
+                po_channel_reject(rej, v ? PO_REJECT_BAD_TYPE : PO_REJECT_MISSING_FIELD,
+                                  path, "%s must be a rate", path);
                 return -1;
         }
-        if (po_money_parse_scaled(text, strlen(text), 1000000, out) || *out > 1000000) {
-                po_channel_reject(rej, PO_REJECT_BAD_AMOUNT, path,
-                                  "%s \"%s\" is not a rate 0..1 in whole ppm", path,
-                                  text);
+        if (po_money_parse_scaled(text, len, 1000000, out) != PO_OK) {
+                if (cj_decimal_form(text, len, 6, 0))
+                        po_channel_reject(rej, PO_REJECT_OUT_OF_RANGE, path,
+                                          "%s \"%.40s\" is above 1", path, text);
+                else
+                        po_channel_reject(rej, PO_REJECT_BAD_AMOUNT, path,
+                                          "%s \"%.40s\" is not a rate 0..1 in whole ppm",
+                                          path, text);
+                return -1;
+        }
+        if (*out > 1000000) {
+                po_channel_reject(rej, PO_REJECT_OUT_OF_RANGE, path,
+                                  "%s \"%.40s\" is above 1", path, text);
                 return -1;
         }
         return 0;
@@ -289,7 +415,7 @@ int cj_currency(po_order_t *o, json_t *obj, const char *key, const char *path,
         size_t len = s ? strlen(s) : 0;
         char field[96];
 
-        join_path(field, sizeof(field), path, key);
+        cj_join(field, sizeof(field), path, key);
         if (v) {
                 if (!json_is_string(v)) {
                         po_channel_reject(rej, PO_REJECT_BAD_TYPE, field,
@@ -313,16 +439,16 @@ int cj_currency(po_order_t *o, json_t *obj, const char *key, const char *path,
         return 0;
 }
 
-int cj_alloc_lines(po_order_t *o, size_t n, po_channel_reject_t *rej)
+int cj_alloc_lines(po_order_t *o, size_t n, const char *field, po_channel_reject_t *rej)
 {
         if (n < 1 || n > PO_PRICING_MAX_LINES) {
-                po_channel_reject(rej, PO_REJECT_OUT_OF_RANGE, "lines",
+                po_channel_reject(rej, PO_REJECT_OUT_OF_RANGE, field,
                                   "%zu lines; 1..1000 allowed", n);
                 return -1;
         }
         o->lines = po_arena_alloc(&o->arena, n * sizeof(*o->lines));
         if (!o->lines) {
-                po_channel_reject(rej, PO_REJECT_OUT_OF_RANGE, "lines",
+                po_channel_reject(rej, PO_REJECT_OUT_OF_RANGE, field,
                                   "payload too large");
                 return -1;
         }
@@ -331,19 +457,72 @@ int cj_alloc_lines(po_order_t *o, size_t n, po_channel_reject_t *rej)
         return 0;
 }
 
-int cj_alloc_codes(po_order_t *o, size_t n, po_channel_reject_t *rej)
+int cj_alloc_codes(po_order_t *o, size_t n, const char *field, po_channel_reject_t *rej)
 {
         if (n > PO_PRICING_MAX_CODES) {
-                po_channel_reject(rej, PO_REJECT_OUT_OF_RANGE, "codes",
+                po_channel_reject(rej, PO_REJECT_OUT_OF_RANGE, field,
                                   "%zu codes; at most 20", n);
                 return -1;
         }
         o->codes = po_arena_alloc(&o->arena, (n ? n : 1) * sizeof(*o->codes));
         o->code_count = 0;
         if (!o->codes) {
-                po_channel_reject(rej, PO_REJECT_OUT_OF_RANGE, "codes",
+                po_channel_reject(rej, PO_REJECT_OUT_OF_RANGE, field,
                                   "payload too large");
                 return -1;
+        }
+        return 0;
+}
+
+const char *cj_dup(po_order_t *o, const char *s, size_t len, const char *field,
+                   po_channel_reject_t *rej)
+{
+        const char *c = po_arena_strndup(&o->arena, s, len);
+
+        if (!c)
+                po_channel_reject(rej, PO_REJECT_OUT_OF_RANGE, field,
+                                  "payload too large");
+        return c;
+}
+
+size_t cj_utf8_bad(const char *str, size_t n)
+{
+        const unsigned char *s = (const unsigned char *)str;
+        size_t i = 0, k, need;
+        uint32_t cp;
+
+        while (i < n) {
+                unsigned char c = s[i];
+
+                if (c == 0)
+                        return i + 1;
+                if (c < 0x80) {
+                        i++;
+                        continue;
+                }
+                if (c >= 0xc2 && c <= 0xdf) {
+                        need = 1;
+                        cp = c & 0x1f;
+                } else if (c >= 0xe0 && c <= 0xef) {
+                        need = 2;
+                        cp = c & 0x0f;
+                } else if (c >= 0xf0 && c <= 0xf4) {
+                        need = 3;
+                        cp = c & 0x07;
+                } else {
+                        return i + 1;
+                }
+                if (n - i <= need)
+                        return i + 1;
+                for (k = 1; k <= need; k++) {
+                        if ((s[i + k] & 0xc0) != 0x80)
+                                return i + 1;
+                        cp = (cp << 6) | (s[i + k] & 0x3f);
+                }
+                if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) ||
+                    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+                        return i + 1;
+                i += need + 1;
         }
         return 0;
 }
@@ -351,7 +530,23 @@ int cj_alloc_codes(po_order_t *o, size_t n, po_channel_reject_t *rej)
 int cj_attr(po_order_t *o, const char *key, const char *value, po_channel_reject_t *rej)
 {
         po_order_attr_t *n;
+        size_t i;
 
+        if (!key || !value)
+                return po_channel_reject(rej, PO_REJECT_OUT_OF_RANGE, key ? key : "",
+                                         "payload too large"),
+                       -1;
+        for (i = 0; i < o->attr_count; i++) {
+                if (strcmp(o->attrs[i].key, key) == 0) {
+                        o->attrs[i].value =
+                            po_arena_strndup(&o->arena, value, strlen(value));
+                        if (!o->attrs[i].value)
+                                return po_channel_reject(rej, PO_REJECT_OUT_OF_RANGE, key,
+                                                         "payload too large"),
+                                       -1;
+                        return 0;
+                }
+        }
         if (o->attr_count % 8 == 0) {
                 n = po_arena_alloc(&o->arena, (o->attr_count + 8) * sizeof(*n));
                 if (!n) {
@@ -370,6 +565,16 @@ int cj_attr(po_order_t *o, const char *key, const char *value, po_channel_reject
                 return -1;
         }
         o->attr_count++;
+        return 0;
+}
+
+/* Whether s holds something besides ASCII white space: an empty value
+ * ("email": "", a blank purchase order) does not meet a requirement. */
+static int present(const char *s)
+{
+        for (; s && *s; s++)
+                if (*s != ' ' && *s != '\t' && *s != '\r' && *s != '\n')
+                        return 1;
         return 0;
 }
 
@@ -426,16 +631,16 @@ static po_err_t check_canonical(const po_channel_ctx_t *ctx, po_order_t *o,
         if (o->code_count > PO_PRICING_MAX_CODES)
                 return po_channel_reject(rej, PO_REJECT_OUT_OF_RANGE, "codes",
                                          "%zu codes; at most 20", o->code_count);
-        if (p->require_customer && (!o->has_customer || !o->customer_id))
+        if (p->require_customer && (!o->has_customer || !present(o->customer_id)))
                 return po_channel_reject(rej, PO_REJECT_PROFILE, "customer",
                                          "the %s/%s profile requires a customer",
                                          ctx->channel, ctx->account);
-        if (p->require_email && (!o->has_customer || !o->customer_email))
+        if (p->require_email && (!o->has_customer || !present(o->customer_email)))
                 return po_channel_reject(rej, PO_REJECT_PROFILE, "customer.email",
                                          "the %s/%s profile requires an email",
                                          ctx->channel, ctx->account);
         for (i = 0; i < p->required_attr_count; i++)
-                if (!attr_get(o, p->required_attrs[i]))
+                if (!present(attr_get(o, p->required_attrs[i])))
                         return po_channel_reject(
                             rej, PO_REJECT_PROFILE, p->required_attrs[i],
                             "the %s/%s profile requires %s", ctx->channel, ctx->account,

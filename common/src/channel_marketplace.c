@@ -5,7 +5,9 @@
  * A line total that does not divide by its quantity is split into two lines
  * (floor and floor + 1 unit prices) so the total stays exact; the tax rate is
  * the roundest rate that reproduces the channel's tax amount exactly
- * (po_channel_rate_from_tax). */
+ * (po_channel_rate_from_tax). A business buyer's PurchaseOrderNumber is the
+ * attribute purchase_order, MarketplaceId and SalesChannel are attributes
+ * too. */
 #include <stdio.h>
 #include <string.h>
 
@@ -33,6 +35,11 @@ static int money_obj(po_order_t *o, json_t *obj, const char *key, const char *pa
                                   field);
                 return -1;
         }
+        if (cj_get(m, "CurrencyCode") && !json_is_string(cj_get(m, "CurrencyCode"))) {
+                po_channel_reject(rej, PO_REJECT_BAD_TYPE, field,
+                                  "%s.CurrencyCode must be a string", field);
+                return -1;
+        }
         cur = json_string_value(cj_get(m, "CurrencyCode"));
         if (cur && strcmp(cur, o->currency) != 0) {
                 po_channel_reject(rej, PO_REJECT_BAD_CURRENCY, field,
@@ -40,12 +47,12 @@ static int money_obj(po_order_t *o, json_t *obj, const char *key, const char *pa
                                   o->currency);
                 return -1;
         }
-        return cj_amount(o, m, "Amount", field, out, rej);
+        return cj_amount(o, m, "Amount", field, PO_PRICING_MAX_SUBTOTAL, out, rej);
 }
 
 static int parse_item(po_order_t *o, json_t *it, size_t i, po_channel_reject_t *rej)
 {
-        char path[48], id2[160];
+        char path[48], field[96];
         const char *id = NULL, *sku = NULL;
         int64_t qty, total, tax, ppm, unit, extra;
         json_t *promos, *p;
@@ -70,6 +77,12 @@ static int parse_item(po_order_t *o, json_t *it, size_t i, po_channel_reject_t *
                        -1;
         unit = total / qty;
         extra = total % qty; /* units that cost one minor unit more */
+        if (unit + (extra ? 1 : 0) > PO_PRICING_MAX_UNIT_PRICE) {
+                snprintf(field, sizeof(field), "%s.ItemPrice.Amount", path);
+                return po_channel_reject(rej, PO_REJECT_OUT_OF_RANGE, field,
+                                         "%s is above 10^10 minor units per unit", field),
+                       -1;
+        }
         if (o->line_count + (extra ? 2 : 1) > PO_PRICING_MAX_LINES)
                 return po_channel_reject(rej, PO_REJECT_OUT_OF_RANGE, "OrderItems",
                                          "more than 1000 lines"),
@@ -81,15 +94,20 @@ static int parse_item(po_order_t *o, json_t *it, size_t i, po_channel_reject_t *
                                                     .tax_rate_ppm = ppm};
         o->line_count++;
         if (extra) {
-                snprintf(id2, sizeof(id2), "%.140s#2", id);
-                o->lines[o->line_count] = (po_order_line_t){
-                    .line_id = po_arena_strndup(&o->arena, id2, strlen(id2)),
-                    .sku = sku,
-                    .unit_price = unit + 1,
-                    .quantity = extra,
-                    .tax_rate_ppm = ppm};
-                if (qty - extra == 0) /* cannot happen: extra < qty */
-                        return -1;
+                size_t n = strlen(id);
+                char *id2 = po_arena_alloc(&o->arena, n + 3);
+
+                if (!id2)
+                        return po_channel_reject(rej, PO_REJECT_OUT_OF_RANGE, path,
+                                                 "payload too large"),
+                               -1;
+                memcpy(id2, id, n);
+                memcpy(id2 + n, "#2", 3);
+                o->lines[o->line_count] = (po_order_line_t){.line_id = id2,
+                                                            .sku = sku,
+                                                            .unit_price = unit + 1,
+                                                            .quantity = extra,
+                                                            .tax_rate_ppm = ppm};
                 o->line_count++;
         }
         promos = cj_get(it, "PromotionIds");
@@ -116,8 +134,10 @@ static int parse_item(po_order_t *o, json_t *it, size_t i, po_channel_reject_t *
                                                  "PromotionIds",
                                                  "more than 20 promotion ids"),
                                -1;
-                o->codes[o->code_count++] = po_arena_strndup(
-                    &o->arena, json_string_value(p), json_string_length(p));
+                o->codes[o->code_count] =
+                    cj_dup(o, json_string_value(p), json_string_length(p), path, rej);
+                if (!o->codes[o->code_count++])
+                        return -1;
         }
         return 0;
 }
@@ -127,7 +147,7 @@ static po_err_t marketplace_parse(const char *payload, size_t len,
                                   po_channel_reject_t *rej)
 {
         json_t *root = cj_load(payload, len, rej), *items, *it, *total, *buyer;
-        const char *date = NULL, *s;
+        const char *date = NULL, *s, *market = NULL, *sales = NULL, *po = NULL;
         int64_t declared, sum = 0;
         po_instant_t at;
         size_t i;
@@ -136,6 +156,11 @@ static po_err_t marketplace_parse(const char *payload, size_t len,
         if (!root)
                 return PO_ERR_BAD_INPUT;
         total = cj_get(root, "OrderTotal");
+        if (total && !json_is_object(total)) {
+                po_channel_reject(rej, PO_REJECT_BAD_TYPE, "OrderTotal",
+                                  "OrderTotal must be an object");
+                goto out;
+        }
         if (cj_str(o, root, "AmazonOrderId", "", 1, 0, &o->external_id, rej) ||
             cj_currency(o, total, "CurrencyCode", "OrderTotal", ctx, rej) ||
             cj_str(o, root, "PurchaseDate", "", 1, 0, &date, rej))
@@ -149,13 +174,22 @@ static po_err_t marketplace_parse(const char *payload, size_t len,
         o->tax_mode = PO_TAX_EXCLUSIVE;
         buyer = cj_get(root, "BuyerInfo");
         if (buyer) {
+                if (!json_is_object(buyer)) {
+                        po_channel_reject(rej, PO_REJECT_BAD_TYPE, "BuyerInfo",
+                                          "BuyerInfo must be an object");
+                        goto out;
+                }
                 if (cj_str(o, buyer, "BuyerEmail", "BuyerInfo", 0, 0, &s, rej))
                         goto out;
-                if (s) {
+                if (s && s[0]) {
                         o->has_customer = 1;
                         o->customer_email = s;
                 }
         }
+        if (cj_str(o, root, "MarketplaceId", "", 0, 0, &market, rej) ||
+            cj_str(o, root, "SalesChannel", "", 0, 0, &sales, rej) ||
+            cj_str(o, root, "PurchaseOrderNumber", "", 0, 1, &po, rej))
+                goto out;
         items = cj_get(root, "OrderItems");
         if (!json_is_array(items)) {
                 po_channel_reject(rej,
@@ -163,15 +197,19 @@ static po_err_t marketplace_parse(const char *payload, size_t len,
                                   "OrderItems", "OrderItems must be an array");
                 goto out;
         }
-        /* Room for a split of every item. */
         if (json_array_size(items) > PO_PRICING_MAX_LINES) {
                 po_channel_reject(rej, PO_REJECT_OUT_OF_RANGE, "OrderItems",
                                   "%zu items; at most 1000", json_array_size(items));
                 goto out;
         }
-        if (cj_alloc_lines(o, json_array_size(items) ? 2 * json_array_size(items) : 0,
-                           rej) ||
-            cj_alloc_codes(o, PO_PRICING_MAX_CODES, rej))
+        /* Room for a split of every item, up to the 1000 lines an order may
+         * have (parse_item refuses the item that would go beyond). */
+        if (cj_alloc_lines(o,
+                           2 * json_array_size(items) < PO_PRICING_MAX_LINES
+                               ? 2 * json_array_size(items)
+                               : PO_PRICING_MAX_LINES,
+                           "OrderItems", rej) ||
+            cj_alloc_codes(o, PO_PRICING_MAX_CODES, "PromotionIds", rej))
                 goto out;
         json_array_foreach(items, i, it)
         {
@@ -186,7 +224,8 @@ static po_err_t marketplace_parse(const char *payload, size_t len,
         if (total && cj_get(total, "Amount")) {
                 int64_t taxes = 0;
 
-                if (cj_amount(o, total, "Amount", "OrderTotal", &declared, rej))
+                if (cj_amount(o, total, "Amount", "OrderTotal", PO_PRICING_MAX_SUBTOTAL,
+                              &declared, rej))
                         goto out;
                 json_array_foreach(items, i, it)
                 {
@@ -207,8 +246,9 @@ static po_err_t marketplace_parse(const char *payload, size_t len,
                         goto out;
                 }
         }
-        s = json_string_value(cj_get(root, "MarketplaceId"));
-        if (s && cj_attr(o, "marketplace_id", s, rej))
+        if ((market && cj_attr(o, "marketplace_id", market, rej)) ||
+            (sales && cj_attr(o, "sales_channel", sales, rej)) ||
+            (po && cj_attr(o, "purchase_order", po, rej)))
                 goto out;
         rc = 0;
 out:

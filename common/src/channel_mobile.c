@@ -29,7 +29,9 @@ static int parse_item(po_order_t *o, json_t *it, size_t i, po_channel_reject_t *
                 return -1;
         if (!l->line_id) {
                 snprintf(id, sizeof(id), "%zu", i + 1);
-                l->line_id = po_arena_strndup(&o->arena, id, strlen(id));
+                l->line_id = cj_dup(o, id, strlen(id), path, rej);
+                if (!l->line_id)
+                        return -1;
         }
         return 0;
 }
@@ -92,7 +94,7 @@ static po_err_t mobile_parse(const char *payload, size_t len, const po_channel_c
                                   "cart.items", "cart.items must be an array");
                 goto out;
         }
-        if (cj_alloc_lines(o, json_array_size(items), rej))
+        if (cj_alloc_lines(o, json_array_size(items), "cart.items", rej))
                 goto out;
         json_array_foreach(items, i, it)
         {
@@ -106,17 +108,22 @@ static po_err_t mobile_parse(const char *payload, size_t len, const po_channel_c
                                   "promo must be an array");
                 goto out;
         }
-        if (cj_alloc_codes(o, json_array_size(promo), rej))
+        if (cj_alloc_codes(o, json_array_size(promo), "promo", rej))
                 goto out;
         json_array_foreach(promo, i, it)
         {
+                char path[32];
+
+                snprintf(path, sizeof(path), "promo[%zu]", i);
                 if (!json_is_string(it)) {
-                        po_channel_reject(rej, PO_REJECT_BAD_TYPE, "promo",
-                                          "promo[%zu] must be a string", i);
+                        po_channel_reject(rej, PO_REJECT_BAD_TYPE, path,
+                                          "%s must be a string", path);
                         goto out;
                 }
-                o->codes[o->code_count++] = po_arena_strndup(
-                    &o->arena, json_string_value(it), json_string_length(it));
+                o->codes[o->code_count] =
+                    cj_dup(o, json_string_value(it), json_string_length(it), path, rej);
+                if (!o->codes[o->code_count++])
+                        goto out;
         }
         rc = 0;
 out:

@@ -6,7 +6,9 @@
  *   C|code=WELCOME
  *   T|subtotal=2699
  * POS orders often have no customer or email: the default profile does not
- * require them. Records of unknown types are rejected, unknown keys ignored. */
+ * require them. Records of unknown types are rejected, unknown keys ignored,
+ * a key given twice in one record rejected (which one would be meant?). The
+ * export must be UTF-8: its text becomes Avro strings. */
 #include <stdio.h>
 #include <string.h>
 
@@ -18,23 +20,32 @@ typedef struct slice {
         size_t n;
 } slice_t;
 
-/* The value of key in a record's fields ("k=v|k=v"), or {NULL, 0}. */
-static slice_t field(slice_t rec, const char *key)
+/* The value of key in a record's fields ("k=v|k=v") in *out, {NULL, 0}
+ * when absent. Rejects a key that appears twice. */
+static po_err_t field(slice_t rec, const char *key, const char *where, slice_t *out,
+                      po_channel_reject_t *rej)
 {
         size_t klen = strlen(key), i = 0;
-        slice_t none = {NULL, 0};
+        char f[64];
 
+        *out = (slice_t){NULL, 0};
         while (i < rec.n) {
                 size_t end = i;
 
                 while (end < rec.n && rec.p[end] != '|')
                         end++;
                 if (end - i > klen && memcmp(rec.p + i, key, klen) == 0 &&
-                    rec.p[i + klen] == '=')
-                        return (slice_t){rec.p + i + klen + 1, end - i - klen - 1};
+                    rec.p[i + klen] == '=') {
+                        if (out->p) {
+                                cj_join(f, sizeof(f), where, key);
+                                return po_channel_reject(rej, PO_REJECT_BAD_SYNTAX, f,
+                                                         "%s appears twice", f);
+                        }
+                        *out = (slice_t){rec.p + i + klen + 1, end - i - klen - 1};
+                }
                 i = end + 1;
         }
-        return none;
+        return PO_OK;
 }
 
 static po_err_t need(slice_t rec, const char *key, const char *where, slice_t *out,
@@ -42,17 +53,25 @@ static po_err_t need(slice_t rec, const char *key, const char *where, slice_t *o
 {
         char f[64];
 
-        *out = field(rec, key);
-        snprintf(f, sizeof(f), "%s.%s", where, key);
+        if (field(rec, key, where, out, rej))
+                return PO_ERR_BAD_INPUT;
+        cj_join(f, sizeof(f), where, key);
         if (!out->p || out->n == 0)
                 return po_channel_reject(rej, PO_REJECT_MISSING_FIELD, f,
                                          "%s is required", f);
         return PO_OK;
 }
 
-static const char *dup(po_order_t *o, slice_t s)
+/* A copy of s in the order's arena (NULL for an absent s); -1 with *rej
+ * filled when the arena is full. */
+static int dup(po_order_t *o, slice_t s, const char *where, const char **out,
+               po_channel_reject_t *rej)
 {
-        return s.p ? po_arena_strndup(&o->arena, s.p, s.n) : NULL;
+        *out = NULL;
+        if (!s.p)
+                return 0;
+        *out = cj_dup(o, s.p, s.n, where, rej);
+        return *out ? 0 : -1;
 }
 
 static po_err_t int_field(slice_t rec, const char *key, const char *where, int64_t min,
@@ -63,11 +82,14 @@ static po_err_t int_field(slice_t rec, const char *key, const char *where, int64
 
         if (need(rec, key, where, &v, rej))
                 return PO_ERR_BAD_INPUT;
-        snprintf(f, sizeof(f), "%s.%s", where, key);
+        cj_join(f, sizeof(f), where, key);
         if (po_money_parse_decimal(v.p, v.n, 0, 1, out))
-                return po_channel_reject(rej, PO_REJECT_BAD_AMOUNT, f,
-                                         "%s \"%.*s\" is not an integer", f,
-                                         (int)(v.n > 30 ? 30 : v.n), v.p);
+                return po_channel_reject(
+                    rej,
+                    cj_decimal_form(v.p, v.n, 0, 1) ? PO_REJECT_OUT_OF_RANGE
+                                                    : PO_REJECT_BAD_AMOUNT,
+                    f, "%s \"%.*s\" is not an integer in %lld..%lld", f,
+                    (int)(v.n > 30 ? 30 : v.n), v.p, (long long)min, (long long)max);
         if (*out < min || *out > max)
                 return po_channel_reject(rej, PO_REJECT_OUT_OF_RANGE, f,
                                          "%s is %lld, outside %lld..%lld", f,
@@ -79,6 +101,7 @@ static po_err_t header(po_order_t *o, slice_t h, const po_channel_ctx_t *ctx,
                        po_channel_reject_t *rej)
 {
         slice_t store, reg, txn, ts, cur, cust, tier;
+        const char *store_s, *reg_s;
         char ext[200];
         po_instant_t at;
 
@@ -90,7 +113,9 @@ static po_err_t header(po_order_t *o, slice_t h, const po_channel_ctx_t *ctx,
                                          "H.ts \"%.*s\" is not RFC 3339",
                                          (int)(ts.n > 40 ? 40 : ts.n), ts.p);
         o->placed_at_us = at.sec * 1000000 + at.nsec / 1000;
-        cur = field(h, "currency");
+        if (field(h, "currency", "H", &cur, rej) ||
+            field(h, "customer", "H", &cust, rej) || field(h, "loyalty", "H", &tier, rej))
+                return PO_ERR_BAD_INPUT;
         if (!cur.p) {
                 if (!ctx->profile->default_currency)
                         return po_channel_reject(rej, PO_REJECT_MISSING_FIELD,
@@ -108,17 +133,19 @@ static po_err_t header(po_order_t *o, slice_t h, const po_channel_ctx_t *ctx,
                                          "transaction id too long");
         snprintf(ext, sizeof(ext), "%.*s-%.*s-%.*s", (int)store.n, store.p, (int)reg.n,
                  reg.p, (int)txn.n, txn.p);
-        o->external_id = po_arena_strndup(&o->arena, ext, strlen(ext));
-        cust = field(h, "customer");
-        tier = field(h, "loyalty");
-        if ((cust.p && cust.n) || (tier.p && tier.n)) {
+        o->external_id = cj_dup(o, ext, strlen(ext), "H.txn", rej);
+        if (!o->external_id)
+                return PO_ERR_BAD_INPUT;
+        if (cust.n || tier.n) {
                 o->has_customer = 1;
-                o->customer_id = cust.n ? dup(o, cust) : NULL;
-                o->customer_tier = tier.n ? dup(o, tier) : NULL;
+                if ((cust.n && dup(o, cust, "H.customer", &o->customer_id, rej)) ||
+                    (tier.n && dup(o, tier, "H.loyalty", &o->customer_tier, rej)))
+                        return PO_ERR_BAD_INPUT;
         }
         o->tax_mode = PO_TAX_EXCLUSIVE;
-        if (!o->external_id || cj_attr(o, "store", dup(o, store), rej) ||
-            cj_attr(o, "register", dup(o, reg), rej))
+        if (dup(o, store, "H.store", &store_s, rej) ||
+            dup(o, reg, "H.register", &reg_s, rej) || cj_attr(o, "store", store_s, rej) ||
+            cj_attr(o, "register", reg_s, rej))
                 return PO_ERR_BAD_INPUT;
         return PO_OK;
 }
@@ -127,7 +154,7 @@ static po_err_t item(po_order_t *o, slice_t rec, size_t n, po_channel_reject_t *
 {
         po_order_line_t *l = &o->lines[o->line_count];
         char where[32], id[32];
-        slice_t sku;
+        slice_t sku, cat;
 
         snprintf(where, sizeof(where), "I[%zu]", n);
         if (need(rec, "sku", where, &sku, rej) ||
@@ -137,9 +164,10 @@ static po_err_t item(po_order_t *o, slice_t rec, size_t n, po_channel_reject_t *
             int_field(rec, "taxppm", where, 0, PO_PRICING_MAX_PPM, &l->tax_rate_ppm, rej))
                 return PO_ERR_BAD_INPUT;
         snprintf(id, sizeof(id), "%zu", n + 1);
-        l->line_id = po_arena_strndup(&o->arena, id, strlen(id));
-        l->sku = dup(o, sku);
-        l->category = dup(o, field(rec, "cat"));
+        if (field(rec, "cat", where, &cat, rej) ||
+            dup(o, (slice_t){id, strlen(id)}, where, &l->line_id, rej) ||
+            dup(o, sku, where, &l->sku, rej) || dup(o, cat, where, &l->category, rej))
+                return PO_ERR_BAD_INPUT;
         o->line_count++;
         return PO_OK;
 }
@@ -150,7 +178,12 @@ static po_err_t pos_parse(const char *payload, size_t len, const po_channel_ctx_
         size_t i = 0, lines = 0, items = 0, codes = 0, headers = 0;
         int64_t declared = -1, sum = 0;
         slice_t recs_h = {NULL, 0};
+        size_t bad = cj_utf8_bad(payload, len);
 
+        if (bad)
+                return po_channel_reject(rej, PO_REJECT_BAD_SYNTAX, "",
+                                         "byte %zu of the export is NUL or not UTF-8",
+                                         bad - 1);
         /* First pass: count records, so the arrays are sized once. */
         for (i = 0; i < len; i++)
                 if (payload[i] == '\n')
@@ -160,8 +193,8 @@ static po_err_t pos_parse(const char *payload, size_t len, const po_channel_ctx_
                 return po_channel_reject(rej, PO_REJECT_OUT_OF_RANGE, "",
                                          "too many records");
         if (cj_alloc_lines(o, lines < PO_PRICING_MAX_LINES ? lines : PO_PRICING_MAX_LINES,
-                           rej) ||
-            cj_alloc_codes(o, PO_PRICING_MAX_CODES, rej))
+                           "I", rej) ||
+            cj_alloc_codes(o, PO_PRICING_MAX_CODES, "C", rej))
                 return PO_ERR_BAD_INPUT;
         i = 0;
         while (i < len) {
@@ -176,9 +209,6 @@ static po_err_t pos_parse(const char *payload, size_t len, const po_channel_ctx_
                 i = end + 1;
                 if (rec.n == 0)
                         continue;
-                if (memchr(rec.p, '\0', rec.n))
-                        return po_channel_reject(rej, PO_REJECT_BAD_SYNTAX, "",
-                                                 "NUL byte in the export");
                 if (rec.n < 2 || rec.p[1] != '|')
                         return po_channel_reject(
                             rej, PO_REJECT_BAD_SYNTAX, "",
@@ -208,8 +238,9 @@ static po_err_t pos_parse(const char *payload, size_t len, const po_channel_ctx_
                         if (codes == PO_PRICING_MAX_CODES)
                                 return po_channel_reject(rej, PO_REJECT_OUT_OF_RANGE, "C",
                                                          "more than 20 codes");
-                        o->codes[codes++] = dup(o, code);
-                        o->code_count = codes;
+                        if (dup(o, code, "C.code", &o->codes[codes], rej))
+                                return PO_ERR_BAD_INPUT;
+                        o->code_count = ++codes;
                         break;
                 }
                 case 'T':

@@ -1,6 +1,8 @@
 /* Channel "web": a hosted storefront's order webhook (Shopify-shaped JSON):
  * decimal-string prices, tax lines as rates, taxes_included, a loyalty tier
- * in the customer's tags ("loyalty:gold"), discount codes by value. */
+ * in the customer's tags ("loyalty:gold"), discount codes by value, and the
+ * checkout's note_attributes (name/value pairs such as a B2B purchase_order)
+ * as order attributes. */
 #include <stdio.h>
 #include <string.h>
 
@@ -43,19 +45,23 @@ static int parse_line(po_order_t *o, json_t *li, size_t i, po_channel_reject_t *
         if (cj_str(o, li, "id", path, 0, 1, &l->line_id, rej) ||
             cj_str(o, li, "sku", path, 1, 0, &l->sku, rej) ||
             cj_str(o, li, "product_type", path, 0, 0, &l->category, rej) ||
-            cj_amount(o, li, "price", path, &l->unit_price, rej) ||
+            cj_amount(o, li, "price", path, PO_PRICING_MAX_UNIT_PRICE, &l->unit_price,
+                      rej) ||
             cj_int(li, "quantity", path, 1, PO_PRICING_MAX_QUANTITY, 0, &l->quantity,
                    rej))
                 return -1;
         if (!l->line_id) {
                 snprintf(tpath, sizeof(tpath), "%zu", i + 1);
-                l->line_id = po_arena_strndup(&o->arena, tpath, strlen(tpath));
+                l->line_id = cj_dup(o, tpath, strlen(tpath), path, rej);
+                if (!l->line_id)
+                        return -1;
         }
         taxes = cj_get(li, "tax_lines");
         if (taxes && !json_is_array(taxes))
                 return po_channel_reject(rej, PO_REJECT_BAD_TYPE, path,
                                          "%s.tax_lines must be an array", path),
                        -1;
+        /* Several taxes on one line (state + county) add up. */
         json_array_foreach(taxes, k, t)
         {
                 int64_t ppm;
@@ -64,6 +70,41 @@ static int parse_line(po_order_t *o, json_t *li, size_t i, po_channel_reject_t *
                 if (cj_rate_ppm(cj_get(t, "rate"), tpath, &ppm, rej))
                         return -1;
                 l->tax_rate_ppm += ppm;
+                if (l->tax_rate_ppm > PO_PRICING_MAX_PPM)
+                        return po_channel_reject(
+                                   rej, PO_REJECT_OUT_OF_RANGE, tpath,
+                                   "%s.tax_lines add up to more than 100 %%", path),
+                               -1;
+        }
+        return 0;
+}
+
+/* note_attributes: [{"name": "purchase_order", "value": "PO-7"}, ...], each
+ * an order attribute; a value may be a number (written in decimal), a null
+ * or absent value is no attribute. */
+static int parse_note_attributes(po_order_t *o, json_t *root, po_channel_reject_t *rej)
+{
+        json_t *notes = cj_get(root, "note_attributes"), *n;
+        const char *name, *value;
+        char path[48];
+        size_t i;
+
+        if (notes && !json_is_array(notes))
+                return po_channel_reject(rej, PO_REJECT_BAD_TYPE, "note_attributes",
+                                         "note_attributes must be an array"),
+                       -1;
+        json_array_foreach(notes, i, n)
+        {
+                snprintf(path, sizeof(path), "note_attributes[%zu]", i);
+                if (!json_is_object(n))
+                        return po_channel_reject(rej, PO_REJECT_BAD_TYPE, path,
+                                                 "%s must be an object", path),
+                               -1;
+                if (cj_str(o, n, "name", path, 1, 0, &name, rej) ||
+                    cj_str(o, n, "value", path, 0, 1, &value, rej))
+                        return -1;
+                if (value && cj_attr(o, name, value, rej))
+                        return -1;
         }
         return 0;
 }
@@ -72,7 +113,7 @@ static po_err_t web_parse(const char *payload, size_t len, const po_channel_ctx_
                           po_order_t *o, po_channel_reject_t *rej)
 {
         json_t *root = cj_load(payload, len, rej), *items, *li, *cust, *codes, *c, *incl;
-        const char *created = NULL, *name = NULL, *tags = NULL, *s;
+        const char *created = NULL, *name = NULL, *source = NULL, *tags = NULL, *s;
         po_instant_t at;
         size_t i;
         int rc = -1;
@@ -82,7 +123,8 @@ static po_err_t web_parse(const char *payload, size_t len, const po_channel_ctx_
         if (cj_str(o, root, "id", "", 1, 1, &o->external_id, rej) ||
             cj_currency(o, root, "currency", "", ctx, rej) ||
             cj_str(o, root, "created_at", "", 1, 0, &created, rej) ||
-            cj_str(o, root, "name", "", 0, 0, &name, rej))
+            cj_str(o, root, "name", "", 0, 0, &name, rej) ||
+            cj_str(o, root, "source_name", "", 0, 0, &source, rej))
                 goto out;
         if (po_instant_parse(created, strlen(created), &at)) {
                 po_channel_reject(rej, PO_REJECT_BAD_TIMESTAMP, "created_at",
@@ -106,13 +148,16 @@ static po_err_t web_parse(const char *payload, size_t len, const po_channel_ctx_
                 }
                 o->has_customer = 1;
                 if (cj_str(o, cust, "id", "customer", 0, 1, &o->customer_id, rej) ||
-                    cj_str(o, cust, "tags", "customer", 0, 0, &tags, rej))
+                    cj_str(o, cust, "tags", "customer", 0, 0, &tags, rej) ||
+                    cj_str(o, cust, "email", "customer", 0, 0, &o->customer_email, rej))
                         goto out;
                 o->customer_tier = tier_from_tags(o, tags);
         }
+        /* The order's email is the contact for this order; the customer
+         * record's is the fallback (storefronts send "" when there is none). */
         if (cj_str(o, root, "email", "", 0, 0, &s, rej))
                 goto out;
-        if (s) {
+        if (s && s[0]) {
                 o->has_customer = 1;
                 o->customer_email = s;
         }
@@ -123,7 +168,7 @@ static po_err_t web_parse(const char *payload, size_t len, const po_channel_ctx_
                                   "line_items", "line_items must be an array");
                 goto out;
         }
-        if (cj_alloc_lines(o, json_array_size(items), rej))
+        if (cj_alloc_lines(o, json_array_size(items), "line_items", rej))
                 goto out;
         json_array_foreach(items, i, li)
         {
@@ -137,7 +182,7 @@ static po_err_t web_parse(const char *payload, size_t len, const po_channel_ctx_
                                   "discount_codes must be an array");
                 goto out;
         }
-        if (cj_alloc_codes(o, json_array_size(codes), rej))
+        if (cj_alloc_codes(o, json_array_size(codes), "discount_codes", rej))
                 goto out;
         json_array_foreach(codes, i, c)
         {
@@ -148,7 +193,11 @@ static po_err_t web_parse(const char *payload, size_t len, const po_channel_ctx_
                         goto out;
                 o->code_count++;
         }
-        if (name && cj_attr(o, "order_name", name, rej))
+        /* The storefront's own fields last: a note attribute of the same name
+         * does not override them. */
+        if (parse_note_attributes(o, root, rej) ||
+            (name && cj_attr(o, "order_name", name, rej)) ||
+            (source && cj_attr(o, "source_name", source, rej)))
                 goto out;
         rc = 0;
 out:

@@ -42,7 +42,7 @@ static int set_opt_long(avro_value_t *rec, const char *name, int present, int64_
         return avro_value_set_branch(&f, 1, &b) || avro_value_set_long(&b, v);
 }
 
-static int fill(avro_value_t *v, const po_order_t *o)
+int po_order_avro_fill(avro_value_t *v, const po_order_t *o)
 {
         avro_value_t f, b, arr, e;
         size_t i;
@@ -107,7 +107,7 @@ po_err_t po_order_encode(po_avro_t *avro, const po_order_t *o, po_dynbuf_t *out,
                 snprintf(errstr, errstr_size, "cannot create an Order value");
                 return err;
         }
-        if (fill(&v, o)) {
+        if (po_order_avro_fill(&v, o)) {
                 snprintf(errstr, errstr_size, "order %s does not fit the schema: %s",
                          o->order_id ? o->order_id : "?", avro_strerror());
                 avro_value_decref(&v);
@@ -165,7 +165,7 @@ static int get_long(avro_value_t *rec, const char *name, int *present, int64_t *
         return avro_value_get_long(&f, out);
 }
 
-static int read_order(po_order_t *o, avro_value_t *v)
+int po_order_avro_read(po_order_t *o, avro_value_t *v)
 {
         avro_value_t f, b, e;
         const char *cur = NULL;
@@ -262,7 +262,7 @@ po_err_t po_order_decode(po_avro_t *avro, const void *buf, size_t len, po_order_
 
         if (err)
                 return err;
-        if (read_order(o, &v)) {
+        if (po_order_avro_read(o, &v)) {
                 snprintf(errstr, errstr_size, "an Order message did not read back: %s",
                          avro_strerror());
                 err = PO_ERR_BAD_INPUT;

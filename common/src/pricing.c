@@ -121,6 +121,9 @@ static po_err_t ws_reserve(po_pricing_ws_t *ws, size_t lines, size_t codes, size
                 size_t l = lines > ws->line_cap ? lines : ws->line_cap;
                 size_t c = codes > ws->code_cap ? codes : ws->code_cap;
 
+                if (c == 0)
+                        c = 1; /* an order without codes: no malloc(0) */
+
                 ws_free_arrays(ws);
                 ws->line_cap = ws->code_cap = 0;
                 ws->orig = malloc(l * sizeof(*ws->orig));
@@ -487,7 +490,8 @@ static po_err_t check_bounds(const po_pricing_cart_t *cart, po_i128 *subtotal,
         if (cart->line_count < 1 || cart->line_count > PO_PRICING_MAX_LINES)
                 return bad(errstr, size, "lines: %zu given, 1..1000 allowed",
                            cart->line_count);
-        if (cart->code_count < 1 || cart->code_count > PO_PRICING_MAX_CODES)
+        if (cart->code_count < (cart->codes_optional ? 0u : 1u) ||
+            cart->code_count > PO_PRICING_MAX_CODES)
                 return bad(errstr, size, "codes: %zu given, 1..20 allowed",
                            cart->code_count);
         for (i = 0; i < cart->line_count; i++) {

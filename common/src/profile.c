@@ -94,7 +94,8 @@ static int set_key(po_profiles_t *ps, section_t *s, const char *key, const char 
         if (strcmp(key, "default_category") == 0) {
                 p->default_category = *v ? keep(ps, v, strlen(v)) : NULL;
         } else if (strcmp(key, "default_currency") == 0) {
-                if (*v && (strlen(v) != 3 || v[0] < 'A' || v[0] > 'Z'))
+                if (*v && (strlen(v) != 3 || v[0] < 'A' || v[0] > 'Z' || v[1] < 'A' ||
+                           v[1] > 'Z' || v[2] < 'A' || v[2] > 'Z'))
                         return snprintf(err, size,
                                         "default_currency must be an ISO 4217 code"),
                                -1;

@@ -189,6 +189,7 @@ po_stage_t *po_stage_new(po_service_t *svc, const po_stage_conf_t *conf, char *e
         po_stage_t *st = calloc(1, sizeof(*st));
         const char *name = po_service_name(svc);
         const char *inst = getenv("PROMO_INSTANCE");
+        const char *group = getenv("PROMO_STAGE_GROUP");
         rd_kafka_topic_partition_list_t *topics = NULL;
         rd_kafka_resp_err_t err;
         int i;
@@ -227,7 +228,9 @@ po_stage_t *po_stage_new(po_service_t *svc, const po_stage_conf_t *conf, char *e
                 goto error;
         }
         snprintf(st->input, sizeof(st->input), "%s", conf->input_topic);
-        if (conf->group_id)
+        if (group && *group) /* e.g. a test's own group */
+                snprintf(st->group, sizeof(st->group), "%s", group);
+        else if (conf->group_id)
                 snprintf(st->group, sizeof(st->group), "%s", conf->group_id);
         else
                 snprintf(st->group, sizeof(st->group), "promo-%s", name);
@@ -261,6 +264,9 @@ po_stage_t *po_stage_new(po_service_t *svc, const po_stage_conf_t *conf, char *e
         st->batch_next = rd_kafka_topic_partition_list_new(16);
         topics = rd_kafka_topic_partition_list_new(1 + st->conf.retries);
         rd_kafka_topic_partition_list_add(topics, st->input, RD_KAFKA_PARTITION_UA);
+        for (i = 0; conf->extra_topics && conf->extra_topics[i]; i++)
+                rd_kafka_topic_partition_list_add(topics, conf->extra_topics[i],
+                                                  RD_KAFKA_PARTITION_UA);
         for (i = 0; i < st->conf.retries; i++)
                 rd_kafka_topic_partition_list_add(topics, st->retry_topic[i],
                                                   RD_KAFKA_PARTITION_UA);
@@ -642,6 +648,8 @@ static void abort_batch(po_stage_t *st, const char *why)
                        "Kafka transactions, by result.", "result=\"aborted\"", 1);
         rewind_batch(st);
         clear_batch(st);
+        if (st->conf.after_batch)
+                st->conf.after_batch(st, 0, st->conf.opaque);
 }
 
 /* Sends the batch's offsets and commits. Returns 0 on success. */
@@ -656,6 +664,13 @@ static int commit_batch(po_stage_t *st)
         if (st->emit_failed) {
                 abort_batch(st, "an output could not be produced");
                 st->emit_failed = 0;
+                return -1;
+        }
+        if (st->conf.before_commit &&
+            st->conf.before_commit(st, st->conf.opaque) != PO_OK) {
+                abort_batch(st, "the stage could not complete the batch");
+                /* A dependency is down: do not spin on it. */
+                po_service_tick(st->svc, 500);
                 return -1;
         }
         cgmd = rd_kafka_consumer_group_metadata(st->consumer);
@@ -682,6 +697,8 @@ static int commit_batch(po_stage_t *st)
         po_metrics_add(st->metrics, "promo_transactions_total",
                        "Kafka transactions, by result.", "result=\"committed\"", 1);
         clear_batch(st);
+        if (st->conf.after_batch)
+                st->conf.after_batch(st, 1, st->conf.opaque);
         return 0;
 }
 
@@ -866,6 +883,8 @@ int po_stage_run(po_stage_t *st)
                     st->input, st->conf.retries, st->group, st->dlq);
         while (po_service_running() && !st->fatal) {
                 po_service_tick(st->svc, 0);
+                if (st->conf.idle)
+                        st->conf.idle(st, st->conf.opaque);
                 resume_due(st);
                 rd_kafka_poll(st->producer, 0);
                 msg = rd_kafka_consumer_poll(st->consumer, STAGE_POLL_MS);

@@ -6,6 +6,7 @@
  * order id. Rejections go to intake.dlq with a reason, the field at fault
  * and a priority score (see docs/intake.md). */
 #include <hiredis/hiredis.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@ typedef struct intake {
         redisContext *redis;
         po_dynbuf_t out;
         const char *output_topic;
+        const char *duplicates_topic;
 } intake_t;
 
 static int64_t now_us(void)
@@ -172,6 +174,24 @@ static po_stage_result_t process(po_stage_t *st, const rd_kafka_message_t *msg,
                 goto out;
         }
         if (c == 0) {
+                /* Recorded, so reconciliation can account for every raw order. */
+                char src[320], *js;
+                json_t *dup;
+                int bad;
+
+                snprintf(src, sizeof(src), "%s/%d/%lld", rd_kafka_topic_name(msg->rkt),
+                         msg->partition, (long long)msg->offset);
+                dup = json_pack("{s:s, s:s}", "order_id", o.order_id, "source", src);
+                js = dup ? json_dumps(dup, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+                json_decref(dup);
+                bad = !js || po_stage_emit(st, in->duplicates_topic, o.order_id,
+                                           strlen(o.order_id), js, strlen(js), NULL);
+                free(js);
+                if (bad) {
+                        snprintf(fail->reason, sizeof(fail->reason), "EMIT_FAILED");
+                        res = PO_STAGE_TRANSIENT;
+                        goto out;
+                }
                 po_metrics_add(po_service_metrics(in->svc),
                                "promo_intake_duplicates_total",
                                "Raw orders dropped as duplicates.", NULL, 1);
@@ -217,6 +237,9 @@ int main(int argc, char **argv)
         }
         in.output_topic = getenv("PROMO_INTAKE_OUTPUT") ? getenv("PROMO_INTAKE_OUTPUT")
                                                         : "orders.canonical";
+        in.duplicates_topic = getenv("PROMO_INTAKE_DUPLICATES")
+                                  ? getenv("PROMO_INTAKE_DUPLICATES")
+                                  : "orders.duplicates";
         po_dynbuf_init(&in.out, 64u << 20);
         in.profiles = po_profiles_load(profiles, errstr, sizeof(errstr));
         if (!in.profiles) {

@@ -6,14 +6,18 @@
  *   2. as header + datum: the first byte picks a schema version of the
  *      registry and the rest is its datum behind that version's header, so
  *      the fuzzer explores the datum checks instead of guessing fingerprints;
- *   3. as a DeadLetter through the typed decoder.
+ *   3. as a DeadLetter through the typed decoder;
+ *   4. (whole, and as 2. built it) through the typed decoders of
+ *      po_messages: CodeDefinition, ValidatedOrder, PricedOrder, UsageEvent.
  * A message that decodes must re-encode, and the re-encoding must decode to
- * an equal value. Built and run by scripts/fuzz. */
+ * an equal value (for 4., to a struct that encodes to the same bytes).
+ * Built and run by scripts/fuzz. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "po/avro.h"
+#include "po/messages.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -49,6 +53,140 @@ static void decode_as(po_avro_t *avro, const char *name, const uint8_t *p, size_
         avro_value_decref(&v);
 }
 
+#define ARENA_LIMIT (16u << 20)
+
+/* e1 (the encoding of what decoded) and e2 (of what e1 decodes to) agree. */
+static void same_encoding(po_err_t first, po_err_t second, po_dynbuf_t *e1,
+                          po_dynbuf_t *e2)
+{
+        if (first != PO_OK || second != PO_OK || e1->len != e2->len ||
+            memcmp(e1->data, e2->data, e1->len) != 0)
+                abort();
+        po_dynbuf_release(e1);
+        po_dynbuf_release(e2);
+}
+
+static void typed_codedef(po_avro_t *avro, const uint8_t *p, size_t n)
+{
+        char err[256];
+        po_arena_t a;
+        po_codedef_t x, y;
+        po_dynbuf_t e1, e2;
+        po_err_t r1, r2 = PO_ERR_INVALID_ARG;
+        int64_t fp;
+
+        po_arena_init(&a, ARENA_LIMIT);
+        po_dynbuf_init(&e1, 64u << 20);
+        po_dynbuf_init(&e2, 64u << 20);
+        if (po_codedef_decode(avro, p, n, &a, &x, err, sizeof(err)) == PO_OK) {
+                r1 = po_codedef_encode(avro, &x, &e1, err, sizeof(err));
+                if (!r1 && po_codedef_decode(avro, e1.data, e1.len, &a, &y, err,
+                                             sizeof(err)) == PO_OK)
+                        r2 = po_codedef_encode(avro, &y, &e2, err, sizeof(err));
+                same_encoding(r1, r2, &e1, &e2);
+                /* And the JSON face accepts what Avro did, unchanged. */
+                if (po_codedef_to_json(&x, &e1) != PO_OK ||
+                    po_codedef_from_json(e1.data, e1.len, &a, &y, err, sizeof(err)) !=
+                        PO_OK ||
+                    po_codedef_encode(avro, &y, &e2, err, sizeof(err)) != PO_OK ||
+                    po_codedef_fingerprint(avro, &x, &fp) != PO_OK)
+                        abort();
+                po_dynbuf_reset(&e1);
+                if (po_codedef_encode(avro, &x, &e1, err, sizeof(err)) != PO_OK)
+                        abort();
+                same_encoding(PO_OK, PO_OK, &e1, &e2);
+        } else if (!err[0]) {
+                abort(); /* an error says why */
+        }
+        po_dynbuf_release(&e1);
+        po_dynbuf_release(&e2);
+        po_arena_release(&a);
+}
+
+static void typed_validated(po_avro_t *avro, const uint8_t *p, size_t n)
+{
+        char err[256];
+        po_validated_t x, y;
+        po_dynbuf_t e1, e2;
+        po_err_t r1, r2 = PO_ERR_INVALID_ARG;
+
+        po_order_init(&x.order, ARENA_LIMIT);
+        po_order_init(&y.order, ARENA_LIMIT);
+        po_dynbuf_init(&e1, 64u << 20);
+        po_dynbuf_init(&e2, 64u << 20);
+        if (po_validated_decode(avro, p, n, &x, err, sizeof(err)) == PO_OK) {
+                r1 = po_validated_encode(avro, &x, &e1, err, sizeof(err));
+                if (!r1 && po_validated_decode(avro, e1.data, e1.len, &y, err,
+                                               sizeof(err)) == PO_OK)
+                        r2 = po_validated_encode(avro, &y, &e2, err, sizeof(err));
+                same_encoding(r1, r2, &e1, &e2);
+        } else if (!err[0] || x.decisions || x.line_stock) {
+                abort();
+        }
+        po_dynbuf_release(&e1);
+        po_dynbuf_release(&e2);
+        po_order_release(&x.order);
+        po_order_release(&y.order);
+}
+
+static void typed_priced(po_avro_t *avro, const uint8_t *p, size_t n)
+{
+        char err[256];
+        po_arena_t a;
+        po_priced_t x, y;
+        po_dynbuf_t e1, e2;
+        po_err_t r1, r2 = PO_ERR_INVALID_ARG;
+
+        po_arena_init(&a, ARENA_LIMIT);
+        po_dynbuf_init(&e1, 64u << 20);
+        po_dynbuf_init(&e2, 64u << 20);
+        if (po_priced_decode(avro, p, n, &a, &x, err, sizeof(err)) == PO_OK) {
+                r1 = po_priced_encode(avro, &x, &e1, err, sizeof(err));
+                if (!r1 && po_priced_decode(avro, e1.data, e1.len, &a, &y, err,
+                                            sizeof(err)) == PO_OK)
+                        r2 = po_priced_encode(avro, &y, &e2, err, sizeof(err));
+                same_encoding(r1, r2, &e1, &e2);
+        } else if (!err[0]) {
+                abort();
+        }
+        po_dynbuf_release(&e1);
+        po_dynbuf_release(&e2);
+        po_arena_release(&a);
+}
+
+static void typed_usage(po_avro_t *avro, const uint8_t *p, size_t n)
+{
+        char err[256];
+        po_arena_t a;
+        po_usage_event_t x, y;
+        po_dynbuf_t e1, e2;
+        po_err_t r1, r2 = PO_ERR_INVALID_ARG;
+
+        po_arena_init(&a, ARENA_LIMIT);
+        po_dynbuf_init(&e1, 64u << 20);
+        po_dynbuf_init(&e2, 64u << 20);
+        if (po_usage_decode(avro, p, n, &a, &x, err, sizeof(err)) == PO_OK) {
+                r1 = po_usage_encode(avro, &x, &e1, err, sizeof(err));
+                if (!r1 && po_usage_decode(avro, e1.data, e1.len, &a, &y, err,
+                                           sizeof(err)) == PO_OK)
+                        r2 = po_usage_encode(avro, &y, &e2, err, sizeof(err));
+                same_encoding(r1, r2, &e1, &e2);
+        } else if (!err[0]) {
+                abort();
+        }
+        po_dynbuf_release(&e1);
+        po_dynbuf_release(&e2);
+        po_arena_release(&a);
+}
+
+static void typed(po_avro_t *avro, const uint8_t *p, size_t n)
+{
+        typed_codedef(avro, p, n);
+        typed_validated(avro, p, n);
+        typed_priced(avro, p, n);
+        typed_usage(avro, p, n);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         static po_avro_t *avro;
@@ -80,8 +218,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         m[2 + k] = (uint8_t)(info.fingerprint >> (8 * k));
                 memcpy(m + PO_AVRO_HEADER_SIZE, data + 1, size - 1);
                 decode_as(avro, info.name, m, PO_AVRO_HEADER_SIZE + size - 1);
+                typed(avro, m, PO_AVRO_HEADER_SIZE + size - 1);
                 free(m);
         }
+        typed(avro, data, size);
         if (po_avro_decode_deadletter(avro, data, size, &dl, err, sizeof(err)) == PO_OK) {
                 if (!dl.stage || !dl.original_value)
                         abort();

@@ -9,6 +9,9 @@
 
 #include "po/dynbuf.h"
 #include "po/err.h"
+#include "po/pricing.h"
+
+struct json_t; /* jansson's */
 
 typedef struct po_calcjson po_calcjson_t;
 
@@ -27,5 +30,22 @@ void po_calcjson_destroy(po_calcjson_t *cj);
  * when neither could be (out is then failed). */
 po_err_t po_calcjson_process(po_calcjson_t *cj, const char *json, size_t len,
                              unsigned flags, po_dynbuf_t *out);
+
+/* Memory for po_calcjson_parse_def: size bytes aligned for any type, or NULL
+ * when none is left. Nothing is freed through it (an arena fits). */
+typedef void *(*po_calcjson_alloc_fn)(void *ctx, size_t size);
+
+/* Parses the code definition (section 3) in the JSON object obj exactly as
+ * po_calcjson_process parses each entry of a case's "definitions": the same
+ * checks and the same messages, whose field names are prefixed with path
+ * ("" or "definitions[3]."). Members it does not know are ignored.
+ * Every string and list *out points to is copied into memory from
+ * alloc(alloc_ctx, ...), so *out does not depend on obj afterwards; what was
+ * allocated before an error is left to the allocator's owner. used_total and
+ * used_by_customer are 0. Returns PO_OK, PO_ERR_BAD_INPUT with the message in
+ * errstr, PO_ERR_NOMEM, or PO_ERR_INVALID_ARG for a NULL argument. */
+po_err_t po_calcjson_parse_def(struct json_t *obj, const char *path,
+                               po_calcjson_alloc_fn alloc, void *alloc_ctx,
+                               po_code_def_t *out, char *errstr, size_t errstr_size);
 
 #endif

@@ -39,10 +39,10 @@ typedef struct po_channel_reject {
 typedef struct po_channel_profile {
         const char *default_category; /* for lines without one; NULL = reject them */
         const char *default_currency; /* for payloads without one; NULL = reject them */
-        int require_email;
-        int require_customer;
+        int require_email;            /* a non-blank customer email */
+        int require_customer;         /* a non-blank customer id */
         int64_t total_tolerance; /* minor units the channel's own total may differ by */
-        const char *required_attrs[8]; /* attributes that must be present */
+        const char *required_attrs[8]; /* attributes that must have a non-blank value */
         size_t required_attr_count;
 } po_channel_profile_t;
 
@@ -73,10 +73,14 @@ const po_channel_adapter_t *po_channel_find(const char *channel);
 /* Every registered adapter; *count set. */
 const po_channel_adapter_t *const *po_channel_all(size_t *count);
 
-/* Parses with the channel's adapter, then applies the profile's checks and
- * the canonical bounds (1..1000 lines, unit_price 0..10^10, quantity
- * 1..10^6, tax 0..10^6 ppm, at most 20 codes, currency 3 upper-case
- * letters). Sets out->channel, account and received_at. */
+/* Parses with the channel's adapter, then applies the canonical bounds
+ * (1..1000 lines, unit_price 0..10^10, quantity 1..10^6, tax 0..10^6 ppm,
+ * order value <= 10^15, at most 20 codes, currency 3 upper-case letters)
+ * and the profile's checks (default category; customer, email, attributes
+ * required: a blank value counts as absent). Sets out->channel, account,
+ * received_at and order_id ("<channel>:<external_id>"). Returns PO_OK,
+ * PO_ERR_BAD_INPUT with *rej filled (the first failing check; docs/intake.md
+ * lists the reasons and fields), or PO_ERR_NOMEM. */
 po_err_t po_channel_normalize(const po_channel_ctx_t *ctx, const char *payload,
                               size_t len, po_order_t *out, po_channel_reject_t *rej);
 
@@ -91,8 +95,10 @@ po_err_t po_channel_reject(po_channel_reject_t *rej, const char *reason,
  * in 0..10^6 reproduces it. */
 po_err_t po_channel_rate_from_tax(int64_t amount, int64_t tax, int64_t *ppm);
 
-/* The decimal text of a JSON real as the channel most likely wrote it (the
- * shortest text that parses back to the same double, e.g. "0.0825"). */
+/* The decimal text of a JSON real as the channel most likely wrote it: the
+ * shortest text that parses back to the same double, written without an
+ * exponent ("0.0825"; 5e-06 is "0.000005"), except for magnitudes beyond
+ * 10^+-40, which keep the exponent form (and are no amount or rate). */
 void po_channel_real_text(double v, char *buf, size_t size);
 
 #endif

@@ -16,4 +16,14 @@ po_err_t po_order_encode(po_avro_t *avro, const po_order_t *o, po_dynbuf_t *out,
 po_err_t po_order_decode(po_avro_t *avro, const void *buf, size_t len, po_order_t *o,
                          char *errstr, size_t errstr_size);
 
+/* The two halves of the codec above, for messages that hold an Order record
+ * (ValidatedOrder). po_order_avro_fill sets every field of v, an empty
+ * avro-c value of the current Order record, from o (a NULL required string
+ * becomes ""); po_order_avro_read copies the Order record v into o
+ * (initialised by the caller; strings and arrays go to its arena) without
+ * checking bounds. Both return 0, or -1 with avro-c's message in
+ * avro_strerror() (or an arena that is full). */
+int po_order_avro_fill(avro_value_t *v, const po_order_t *o);
+int po_order_avro_read(po_order_t *o, avro_value_t *v);
+
 #endif

@@ -156,9 +156,12 @@ typedef struct po_pricing_cart {
         int has_customer_id, has_tier;
         po_str_t customer_id, tier;
         const po_line_t *lines;
-        size_t line_count;         /* 1..1000 */
-        const po_str_t *codes;     /* as requested, before normalization */
-        size_t code_count;         /* 1..20 */
+        size_t line_count;     /* 1..1000 */
+        const po_str_t *codes; /* as requested, before normalization */
+        size_t code_count;     /* 1..20 (0..20 with codes_optional) */
+        /* The pipeline prices orders without codes too (totals and tax);
+         * the spec's cases (promo-calc) always have 1..20. */
+        int codes_optional;
         const po_code_def_t *defs; /* unique normalized codes */
         size_t def_count;
 } po_pricing_cart_t;

@@ -64,7 +64,21 @@ typedef struct po_stage_conf {
         int batch_max;               /* messages per transaction; default 500 */
         int batch_ms;                /* longest a transaction stays open; default 100 */
         po_stage_process_fn process; /* required */
-        void *opaque;                /* passed to process */
+        void *opaque;                /* passed to process and the hooks */
+        /* More input topics, NULL-terminated (no retry topics of their own:
+         * their transient failures go through the input's retry topics).
+         * The array must outlive the stage. */
+        const char *const *extra_topics;
+        /* Called before the offsets are committed with the transaction; a
+         * non-PO_OK result aborts the transaction and the batch is consumed
+         * again (e.g. a database write of the batch failed). */
+        po_err_t (*before_commit)(po_stage_t *stage, void *opaque);
+        /* Called once a batch is over: committed = 1 after a commit, 0 after
+         * an abort (its messages will be processed again). */
+        void (*after_batch)(po_stage_t *stage, int committed, void *opaque);
+        /* Called on every turn of the loop (at least every 50 ms), outside
+         * any callback: for housekeeping such as reference-data consumers. */
+        void (*idle)(po_stage_t *stage, void *opaque);
 } po_stage_conf_t;
 
 /* Creates the consumer and the transactional producer for the service's

@@ -1,0 +1,79 @@
+/* po_usage: redemption counters and reservations in Redis, durable in
+ * PostgreSQL (table redemptions).
+ *
+ * Redis keys (one Redis, not a cluster: the scripts build key names):
+ *   promo:usage:ready          the marker "<redis run_id>:<random>" set by the
+ *                              last rebuild; absent or stale = not ready
+ *   promo:usage:rebuilding     lock of the validator rebuilding (EX 120)
+ *   promo:usage:total:<CODE>   redemptions granted, in total
+ *   promo:usage:cust:<CODE>    hash customer_id -> redemptions
+ *   promo:resv:<ORDER>:<CODE>  the reservation of a code by an order
+ *                              (value: customer id; EX 7 days)
+ *
+ * The guarantee (no over-redemption across restarts of anything):
+ * reservations are granted by one Lua script that checks the limits and
+ * increments atomically, idempotently per (order, code), only while the
+ * marker matches the caller's. The validator writes every reservation of a
+ * Kafka batch to PostgreSQL before the batch commits, and checks, inside that
+ * PostgreSQL transaction, that the marker is still the one its reservations
+ * were made under. A rebuild (Redis restarted, flushed, or its data lost)
+ * first invalidates the marker, then reads redemptions under a SHARE lock
+ * (waiting for in-flight batch inserts), rewrites the counters and
+ * reservations, and sets a new marker. So a batch whose reservations a
+ * rebuild may have missed never commits: it aborts and is validated again
+ * against the rebuilt counters. See docs/validator.md. */
+#ifndef PO_USAGE_H
+#define PO_USAGE_H
+
+#include <hiredis/hiredis.h>
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "po/err.h"
+
+#define PO_USAGE_RESV_TTL_S (7 * 24 * 3600)
+
+typedef struct po_usage {
+        char marker[96]; /* the marker this process works under; "" = none */
+        char run_id[48]; /* of the Redis the marker was read from */
+        int rebuilds;    /* rebuilds done by this process */
+} po_usage_t;
+
+void po_usage_init(po_usage_t *u);
+
+/* Makes sure the counters are ready: adopts the current marker when it
+ * belongs to the running Redis, else rebuilds them from PostgreSQL (or waits
+ * up to wait_ms for another process's rebuild). Returns PO_OK, or
+ * PO_ERR_DEPENDENCY / PO_ERR_TIMEOUT with a message. */
+po_err_t po_usage_ready(po_usage_t *u, redisContext *rc, PGconn *pg, int wait_ms,
+                        char *errstr, size_t errstr_size);
+
+/* Rebuilds the Redis counters and reservations from PostgreSQL now. */
+po_err_t po_usage_rebuild(po_usage_t *u, redisContext *rc, PGconn *pg, char *errstr,
+                          size_t errstr_size);
+
+/* Redemptions of each code in total and by customer (NULL = anonymous),
+ * not counting order_id's own reservations. Returns PO_OK, PO_ERR_TIMEOUT
+ * when the marker moved (call po_usage_ready and retry), PO_ERR_DEPENDENCY on
+ * a Redis error. */
+po_err_t po_usage_read(po_usage_t *u, redisContext *rc, const char *order_id,
+                       const char *customer, const char *const *codes, size_t n,
+                       int64_t *total, int64_t *by_customer, char *errstr,
+                       size_t errstr_size);
+
+/* Reserves every code for order_id, all or nothing: limit[i] /
+ * customer_limit[i] are the code's usage_limit / per_customer_limit, -1 for
+ * none. Codes the order already holds are granted again without counting.
+ * *granted = 1 when reserved, 0 when a limit was reached (nothing changed).
+ * Returns as po_usage_read. */
+po_err_t po_usage_reserve(po_usage_t *u, redisContext *rc, const char *order_id,
+                          const char *customer, const char *const *codes,
+                          const int64_t *limit, const int64_t *customer_limit, size_t n,
+                          int *granted, char *errstr, size_t errstr_size);
+
+/* Whether Redis still holds marker (for the batch check). Returns 1 yes, 0
+ * no, -1 on a Redis error. */
+int po_usage_marker_holds(redisContext *rc, const char *marker);
+
+#endif

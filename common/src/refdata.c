@@ -1,0 +1,358 @@
+/* Reference data in Redis with PostgreSQL behind it (see po/refdata.h). */
+#include "po/refdata.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "po/dynbuf.h"
+#include "po/log.h"
+
+#define CODE_MISS_TTL_S 30
+#define OTHER_MISS_TTL_S 60
+
+static const char put_lua[] =
+    "local v = redis.call('HGET', KEYS[1], 'v')\n"
+    "if v and tonumber(v) > tonumber(ARGV[1]) then return 0 end\n"
+    "redis.call('HSET', KEYS[1], 'v', ARGV[1], 'd', ARGV[2])\n"
+    "if tonumber(ARGV[3]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[3])\n"
+    "else redis.call('PERSIST', KEYS[1]) end\n"
+    "return 1\n";
+
+static const char del_lua[] =
+    "local v = redis.call('HGET', KEYS[1], 'v')\n"
+    "if v and tonumber(v) > tonumber(ARGV[1]) then return 0 end\n"
+    "return redis.call('DEL', KEYS[1])\n";
+
+static po_err_t redis_fail(redisContext *rc, redisReply *r, char *errstr, size_t size)
+{
+        snprintf(errstr, size, "redis: %s",
+                 r && r->type == REDIS_REPLY_ERROR ? r->str
+                 : rc->err                         ? rc->errstr
+                                                   : "unexpected reply");
+        if (r)
+                freeReplyObject(r);
+        return PO_ERR_DEPENDENCY;
+}
+
+static void append_put(redisContext *rc, const char *key, int64_t version,
+                       const char *data, size_t len, int ttl_s)
+{
+        char v[24], t[16];
+        const char *argv[7] = {"EVAL", put_lua, "1", key, v, data, t};
+        size_t lens[7];
+        int i;
+
+        snprintf(v, sizeof(v), "%lld", (long long)version);
+        snprintf(t, sizeof(t), "%d", ttl_s);
+        for (i = 0; i < 7; i++)
+                lens[i] = strlen(argv[i]);
+        lens[5] = len;
+        redisAppendCommandArgv(rc, 7, argv, lens);
+}
+
+po_err_t po_refdata_put(redisContext *rc, const char *key, int64_t version,
+                        const char *data, size_t len, int ttl_s, char *errstr,
+                        size_t errstr_size)
+{
+        redisReply *r = NULL;
+
+        append_put(rc, key, version, data, len, ttl_s);
+        if (redisGetReply(rc, (void **)&r) != REDIS_OK || !r ||
+            r->type != REDIS_REPLY_INTEGER)
+                return redis_fail(rc, r, errstr, errstr_size);
+        freeReplyObject(r);
+        return PO_OK;
+}
+
+po_err_t po_refdata_del(redisContext *rc, const char *key, int64_t version, char *errstr,
+                        size_t errstr_size)
+{
+        redisReply *r =
+            redisCommand(rc, "EVAL %s 1 %s %lld", del_lua, key, (long long)version);
+
+        if (!r || r->type != REDIS_REPLY_INTEGER)
+                return redis_fail(rc, r, errstr, errstr_size);
+        freeReplyObject(r);
+        return PO_OK;
+}
+
+/* A PostgreSQL text[] literal of items. */
+static int array_literal(po_dynbuf_t *b, const char *const *items, size_t n)
+{
+        size_t i;
+        const char *p;
+
+        po_dynbuf_reset(b);
+        if (po_dynbuf_add(b, "{", 1))
+                return -1;
+        for (i = 0; i < n; i++) {
+                if ((i && po_dynbuf_add(b, ",", 1)) || po_dynbuf_add(b, "\"", 1))
+                        return -1;
+                for (p = items[i]; *p; p++)
+                        if (((*p == '"' || *p == '\\') && po_dynbuf_add(b, "\\", 1)) ||
+                            po_dynbuf_add(b, p, 1))
+                                return -1;
+                if (po_dynbuf_add(b, "\"", 1))
+                        return -1;
+        }
+        return po_dynbuf_add(b, "}", 1);
+}
+
+static po_err_t pg_fail(PGconn *pg, PGresult *res, char *errstr, size_t size)
+{
+        snprintf(errstr, size, "postgres: %s",
+                 res ? PQresultErrorMessage(res) : PQerrorMessage(pg));
+        errstr[strcspn(errstr, "\n")] = '\0';
+        PQclear(res);
+        return PO_ERR_DEPENDENCY;
+}
+
+static po_err_t parse_def(const char *json, size_t len, po_arena_t *arena,
+                          po_codedef_t *d, const char *code, char *errstr, size_t size)
+{
+        char why[256];
+
+        if (po_codedef_from_json(json, len, arena, d, why, sizeof(why))) {
+                snprintf(errstr, size, "definition of %s: %s", code, why);
+                return PO_ERR_BAD_INPUT;
+        }
+        if (strcmp(d->def.code, code) != 0) {
+                snprintf(errstr, size, "definition stored under %s is for %s", code,
+                         d->def.code);
+                return PO_ERR_BAD_INPUT;
+        }
+        return PO_OK;
+}
+
+po_err_t po_refdata_fetch(redisContext *rc, PGconn *pg, po_arena_t *arena,
+                          const char *const *codes, size_t ncodes, po_codedef_t *defs,
+                          int *has_def, const char *customer_id, const char **tier,
+                          int *crm_known, const char *const *skus, size_t nskus,
+                          int64_t *stock, int *has_stock, po_refdata_stats_t *stats,
+                          char *errstr, size_t errstr_size)
+{
+        size_t i, nreq = ncodes + nskus + (customer_id ? 1 : 0);
+        /* Per request: 0 = resolved, 1 = miss. */
+        unsigned char *miss = calloc(nreq ? nreq : 1, 1);
+        const char **missing = calloc(nreq ? nreq : 1, sizeof(*missing));
+        po_dynbuf_t arr;
+        po_err_t err = PO_OK;
+        size_t nmiss, pending = 0;
+        PGresult *res = NULL;
+        int row;
+
+        po_dynbuf_init(&arr, 1u << 20);
+        *tier = NULL;
+        *crm_known = 0;
+        if (!miss || !missing) {
+                err = PO_ERR_NOMEM;
+                snprintf(errstr, errstr_size, "out of memory");
+                goto out;
+        }
+        for (i = 0; i < ncodes; i++)
+                redisAppendCommand(rc, "HGET promo:code:%s d", codes[i]);
+        if (customer_id)
+                redisAppendCommand(rc, "HGET promo:customer:%s d", customer_id);
+        for (i = 0; i < nskus; i++)
+                redisAppendCommand(rc, "HGET promo:stock:%s d", skus[i]);
+        for (i = 0; i < nreq; i++) {
+                redisReply *r = NULL;
+
+                if (redisGetReply(rc, (void **)&r) != REDIS_OK) {
+                        err = redis_fail(rc, NULL, errstr, errstr_size);
+                        goto out; /* the connection is broken: the caller reconnects */
+                }
+                if (r->type == REDIS_REPLY_NIL) {
+                        miss[i] = 1;
+                } else if (r->type != REDIS_REPLY_STRING) {
+                        if (!err)
+                                err = redis_fail(rc, r, errstr, errstr_size), r = NULL;
+                } else if (i < ncodes) {
+                        has_def[i] = r->len > 0;
+                        if (r->len > 0 && parse_def(r->str, r->len, arena, &defs[i],
+                                                    codes[i], errstr, errstr_size)) {
+                                /* A bad cache entry: read the source of truth. */
+                                po_log_warn("cache: %s; reading PostgreSQL", errstr);
+                                has_def[i] = 0;
+                                miss[i] = 1;
+                        }
+                        stats->redis_hits++;
+                } else if (customer_id && i == ncodes) {
+                        *crm_known = 1;
+                        if (r->len > 0)
+                                *tier = po_arena_strndup(arena, r->str, r->len);
+                        stats->redis_hits++;
+                } else {
+                        size_t k = i - ncodes - (customer_id ? 1 : 0);
+                        char *end;
+
+                        has_stock[k] = 0;
+                        if (r->len > 0) {
+                                long long v = strtoll(r->str, &end, 10);
+
+                                if (*end || v < 0)
+                                        miss[i] = 1; /* garbage in the cache */
+                                else
+                                        has_stock[k] = 1, stock[k] = v;
+                        }
+                        stats->redis_hits++;
+                }
+                if (r)
+                        freeReplyObject(r);
+        }
+        if (err)
+                goto out;
+
+        /* Codes missing from Redis: PostgreSQL, then fill the cache. */
+        for (nmiss = 0, i = 0; i < ncodes; i++)
+                if (miss[i])
+                        missing[nmiss++] = codes[i], has_def[i] = 0;
+        if (nmiss && pg) {
+                const char *param;
+
+                if (array_literal(&arr, missing, nmiss)) {
+                        err = PO_ERR_NOMEM;
+                        goto out;
+                }
+                param = arr.data;
+                res = PQexecParams(pg,
+                                   "SELECT code, definition::text, version FROM codes "
+                                   "WHERE code = ANY($1::text[])",
+                                   1, NULL, &param, NULL, NULL, 0);
+                if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                        err = pg_fail(pg, res, errstr, errstr_size);
+                        res = NULL;
+                        goto out;
+                }
+                stats->pg_reads++;
+                for (i = 0; i < ncodes; i++) {
+                        if (!miss[i])
+                                continue;
+                        for (row = 0; row < PQntuples(res); row++)
+                                if (strcmp(PQgetvalue(res, row, 0), codes[i]) == 0)
+                                        break;
+                        if (row == PQntuples(res))
+                                continue; /* no such code */
+                        err = parse_def(PQgetvalue(res, row, 1),
+                                        (size_t)PQgetlength(res, row, 1), arena, &defs[i],
+                                        codes[i], errstr, errstr_size);
+                        if (err)
+                                goto out;
+                        has_def[i] = 1;
+                }
+                for (i = 0; i < ncodes; i++) {
+                        char key[128];
+
+                        if (!miss[i])
+                                continue;
+                        snprintf(key, sizeof(key), "promo:code:%s", codes[i]);
+                        if (!has_def[i]) {
+                                append_put(rc, key, 0, "", 0, CODE_MISS_TTL_S);
+                        } else {
+                                for (row = 0; row < PQntuples(res); row++)
+                                        if (strcmp(PQgetvalue(res, row, 0), codes[i]) ==
+                                            0)
+                                                break;
+                                append_put(rc, key, atoll(PQgetvalue(res, row, 2)),
+                                           PQgetvalue(res, row, 1),
+                                           (size_t)PQgetlength(res, row, 1), 0);
+                        }
+                        pending++;
+                }
+                PQclear(res);
+                res = NULL;
+        }
+        if (customer_id && miss[ncodes] && pg) {
+                char key[320];
+                const char *param = customer_id;
+
+                res = PQexecParams(
+                    pg,
+                    "SELECT coalesce(tier, ''), (extract(epoch FROM updated_at)"
+                    " * 1000000)::bigint FROM customers WHERE customer_id = $1",
+                    1, NULL, &param, NULL, NULL, 0);
+                if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                        err = pg_fail(pg, res, errstr, errstr_size);
+                        res = NULL;
+                        goto out;
+                }
+                stats->pg_reads++;
+                snprintf(key, sizeof(key), "promo:customer:%s", customer_id);
+                if (PQntuples(res) == 1) {
+                        *crm_known = 1;
+                        if (PQgetlength(res, 0, 0) > 0)
+                                *tier = po_arena_strndup(arena, PQgetvalue(res, 0, 0),
+                                                         (size_t)PQgetlength(res, 0, 0));
+                        append_put(rc, key, atoll(PQgetvalue(res, 0, 1)),
+                                   PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0),
+                                   0);
+                } else {
+                        append_put(rc, key, 0, "", 0, OTHER_MISS_TTL_S);
+                }
+                pending++;
+                PQclear(res);
+                res = NULL;
+        }
+        for (nmiss = 0, i = 0; i < nskus; i++)
+                if (miss[ncodes + (customer_id ? 1 : 0) + i])
+                        missing[nmiss++] = skus[i];
+        if (nmiss && pg) {
+                const char *param;
+
+                if (array_literal(&arr, missing, nmiss)) {
+                        err = PO_ERR_NOMEM;
+                        goto out;
+                }
+                param = arr.data;
+                res = PQexecParams(pg,
+                                   "SELECT sku, stock, (extract(epoch FROM updated_at)"
+                                   " * 1000000)::bigint FROM inventory"
+                                   " WHERE sku = ANY($1::text[])",
+                                   1, NULL, &param, NULL, NULL, 0);
+                if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                        err = pg_fail(pg, res, errstr, errstr_size);
+                        res = NULL;
+                        goto out;
+                }
+                stats->pg_reads++;
+                for (i = 0; i < nskus; i++) {
+                        char key[320];
+
+                        if (!miss[ncodes + (customer_id ? 1 : 0) + i])
+                                continue;
+                        snprintf(key, sizeof(key), "promo:stock:%s", skus[i]);
+                        for (row = 0; row < PQntuples(res); row++)
+                                if (strcmp(PQgetvalue(res, row, 0), skus[i]) == 0)
+                                        break;
+                        if (row < PQntuples(res)) {
+                                has_stock[i] = 1;
+                                stock[i] = atoll(PQgetvalue(res, row, 1));
+                                append_put(rc, key, atoll(PQgetvalue(res, row, 2)),
+                                           PQgetvalue(res, row, 1),
+                                           (size_t)PQgetlength(res, row, 1), 0);
+                        } else {
+                                has_stock[i] = 0;
+                                append_put(rc, key, 0, "", 0, OTHER_MISS_TTL_S);
+                        }
+                        pending++;
+                }
+                PQclear(res);
+                res = NULL;
+        }
+        /* Cache fills are best effort: the answer stands either way. */
+        while (pending) {
+                redisReply *r = NULL;
+
+                if (redisGetReply(rc, (void **)&r) != REDIS_OK)
+                        break;
+                freeReplyObject(r);
+                pending--;
+        }
+out:
+        PQclear(res);
+        po_dynbuf_release(&arr);
+        free(miss);
+        free(missing);
+        return err;
+}
