@@ -83,8 +83,19 @@ static int claim(intake_t *in, const char *order_id, const rd_kafka_message_t *m
 
         if (!redis_ok(in))
                 return -1;
-        snprintf(owner, sizeof(owner), "%s/%d/%lld", rd_kafka_topic_name(msg->rkt),
-                 msg->partition, (long long)msg->offset);
+        char st[256], sp[16], so[24];
+
+        /* A message retried through orders.raw.retry.N carries where it was
+         * first consumed: the owner is that position, so a retry after a
+         * claim is not mistaken for a duplicate of itself. */
+        if (header(msg, PO_HDR_SOURCE_TOPIC, st, sizeof(st)) &&
+            header(msg, PO_HDR_SOURCE_PARTITION, sp, sizeof(sp)) &&
+            header(msg, PO_HDR_SOURCE_OFFSET, so, sizeof(so)))
+                snprintf(owner, sizeof(owner), "%s/%s/%s", st, sp, so);
+        else
+                snprintf(owner, sizeof(owner), "%s/%d/%lld",
+                         rd_kafka_topic_name(msg->rkt), msg->partition,
+                         (long long)msg->offset);
         /* SET NX, or return the current owner: one round trip. */
         r = redisCommand(in->redis, "SET promo:intake:seen:%s %s NX GET EX %d", order_id,
                          owner, DEDUPE_TTL_S);
