@@ -31,7 +31,7 @@ struct audit_pg {
         po_dynbuf_t copy; /* COPY data of one batch */
 };
 
-/* Why a statement failed: data (the row's fault, class 22/23) or anything
+/* Why a statement failed: data (the row's fault, class 22/23/54) or anything
  * else (the connection, a deadlock, a server going down...). */
 typedef struct fail {
         int data;
@@ -497,7 +497,10 @@ static void note_failure(audit_pg_t *pg, const PGresult *r, fail_t *f)
                 return; /* keep the first */
         if (!m || !*m)
                 m = PQerrorMessage(pg->conn);
-        f->data = state && (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0);
+        /* data exception, integrity constraint, program limit (an index row
+         * too large): the row's fault, not the server's. */
+        f->data = state && (strncmp(state, "22", 2) == 0 ||
+                            strncmp(state, "23", 2) == 0 || strncmp(state, "54", 2) == 0);
         snprintf(f->msg, sizeof(f->msg), "postgres: %s%s%s", state ? state : "",
                  state ? " " : "", m && *m ? m : "no answer");
         one_line(f->msg);
@@ -636,7 +639,9 @@ static int write_pipeline(audit_pg_t *pg, const audit_usage_row_t *usage, size_t
                                 else
                                         st->dead_inserted += n;
                         } else if (t == PGRES_COMMAND_OK && q == sent - 1) {
-                                committed = 1;
+                                /* A COMMIT of a failed transaction answers
+                                 * ROLLBACK. */
+                                committed = strcmp(PQcmdStatus(r), "COMMIT") == 0;
                         } else if (t == PGRES_FATAL_ERROR) {
                                 note_failure(pg, r, f);
                         } else if (t != PGRES_COMMAND_OK && t != PGRES_PIPELINE_ABORTED) {

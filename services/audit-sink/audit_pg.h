@@ -13,8 +13,8 @@
  * AUDIT_PG_COPY, COPY into session temp tables then INSERT ... SELECT.
  *
  * Rows are validated by the caller (types, ranges, UTF-8), so PostgreSQL
- * should accept every one. If it still refuses one (SQLSTATE class 22 or 23,
- * data or constraint), the batch is written again row by row under
+ * should accept every one. If it still refuses one (SQLSTATE class 22, 23 or
+ * 54: data, constraint, size), the batch is written again row by row under
  * savepoints and each refused row is stored as a dead letter of stage
  * "audit-sink", reason "DB_REJECTED", with its original bytes: a bad row
  * never blocks the pipeline and is never lost. Any other failure (connection,

@@ -395,13 +395,14 @@ static int take_usage(sink_t *s, const rd_kafka_message_t *msg, refusal_t *r)
         u->partition = msg->partition;
         u->offset = msg->offset;
         u->source = source_of(&s->arena, msg);
-        u->topic = rd_kafka_topic_name(msg->rkt);
+        u->topic = po_arena_strndup(&s->arena, rd_kafka_topic_name(msg->rkt),
+                                    strlen(rd_kafka_topic_name(msg->rkt)));
         u->has_key = msg->key != NULL;
         u->key = msg->key ? arena_copy(&s->arena, msg->key, msg->key_len) : NULL;
         u->key_len = msg->key ? msg->key_len : 0;
         u->raw = arena_copy(&s->arena, msg->payload, msg->len);
         u->raw_len = msg->len;
-        if (!u->source || (msg->key && !u->key) || !u->raw) {
+        if (!u->source || !u->topic || (msg->key && !u->key) || !u->raw) {
                 s->nusage--;
                 return -2;
         }
@@ -909,6 +910,15 @@ int main(int argc, char **argv)
 
         if (argc > 1 && strcmp(argv[1], "--bench") == 0)
                 return bench_main(argc, argv);
+        if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+                printf(
+                    "usage: audit-sink              run (see docs/audit.md)\n"
+                    "       audit-sink --check      probe Kafka and PostgreSQL once\n"
+                    "       audit-sink --bench ROWS [--batch N] [--method insert|copy]\n"
+                    "                               measure the batch write on "
+                    "PROMO_PG_DSN\n");
+                return 0;
+        }
         if (argc > 1)
                 return po_service_main(&def, argc, argv); /* --check, or usage */
         memset(&s, 0, sizeof(s));

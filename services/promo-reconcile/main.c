@@ -108,13 +108,12 @@ typedef struct run {
         int nretry[NSTAGES];
         /* orders */
         int64_t raw, replays[NSTAGES], priced, dlq_orders[NSTAGES], dlq_other,
-            dlq_unknown, duplicates, in_flight, backlog[NSTAGES];
+            dlq_unknown, duplicates, dup_other, dup_unknown, in_flight, backlog[NSTAGES];
         int retention_cut; /* an order topic lost records to retention */
         /* usage */
         int64_t usage_msgs, usage_undecodable;
         po_dynbuf_t copy; /* event_id, partition, offset lines for COPY */
         int copying;
-        int usage_parts;
         /* results */
         int ok[NCHECKS];
         int ran[NCHECKS];
@@ -270,10 +269,8 @@ static int plan(run_t *r)
         }
         if (r->o->only[CHECK_USAGE]) {
                 prefixed(r->o, "promo.usage", t, sizeof(t));
-                n = r->nparts;
                 if (add_topic(r, md, t, K_USAGE, 0, 0, 1) < 0)
                         goto out;
-                r->usage_parts = r->nparts - n;
         }
         rc = 0;
 out:
@@ -446,6 +443,24 @@ static int copy_flush(run_t *r, int force)
         return 0;
 }
 
+/* intake-normalizer's record of a dropped duplicate: JSON {"order_id": ...,
+ * "source": "<topic>/<partition>/<offset>"} of the raw message dropped.
+ * Counted when that topic is an order topic (a test's intake writing to the
+ * shared topic is not). */
+static void count_duplicate(run_t *r, const rd_kafka_message_t *m)
+{
+        json_t *j = m->payload ? json_loadb(m->payload, m->len, 0, NULL) : NULL;
+        const char *src = json_string_value(json_object_get(j, "source"));
+
+        if (!src)
+                r->dup_unknown++;
+        else if (is_order_topic(r, src, strcspn(src, "/")))
+                r->duplicates++;
+        else
+                r->dup_other++;
+        json_decref(j);
+}
+
 static int count_usage(run_t *r, const rd_kafka_message_t *m)
 {
         po_usage_event_t ev;
@@ -498,6 +513,9 @@ static int take(run_t *r, const rd_kafka_message_t *m)
                 break;
         case K_DLQ:
                 count_dead_letter(r, p, m);
+                break;
+        case K_DUPLICATES:
+                count_duplicate(r, m);
                 break;
         case K_USAGE:
                 return count_usage(r, m);
@@ -623,7 +641,7 @@ static void check_orders(run_t *r)
         int i, s;
         int c = CHECK_ORDERS;
 
-        r->raw = r->priced = r->duplicates = r->in_flight = 0;
+        r->raw = r->priced = r->in_flight = 0;
         for (s = 0; s < NSTAGES; s++)
                 r->replays[s] = r->backlog[s] = 0;
         for (i = 0; i < r->nparts; i++) {
@@ -644,9 +662,6 @@ static void check_orders(run_t *r)
                         break;
                 case K_PRICED:
                         r->priced += p->count;
-                        break;
-                case K_DUPLICATES:
-                        r->duplicates += p->count;
                         break;
                 default:
                         break;
@@ -674,6 +689,8 @@ static void check_orders(run_t *r)
         jset_int(r, c, "unaccounted", pending - r->in_flight);
         jset_int(r, c, "dead_letters_other_sources", r->dlq_other);
         jset_int(r, c, "dead_letters_unreadable", r->dlq_unknown);
+        jset_int(r, c, "duplicates_other_sources", r->dup_other);
+        jset_int(r, c, "duplicates_unreadable", r->dup_unknown);
         say(r, c,
             "in:  %" PRId64 " raw + %" PRId64 " replayed into canonical + %" PRId64
             " replayed into validated = %" PRId64,
@@ -700,11 +717,12 @@ static void check_orders(run_t *r)
                     "from outside the pipeline",
                     r->in_flight - pending);
         }
-        if (r->dlq_other || r->dlq_unknown)
+        if (r->dlq_other || r->dlq_unknown || r->dup_other || r->dup_unknown)
                 say(r, c,
-                    "not counted: %" PRId64 " dead letter(s) of other sources, %" PRId64
-                    " unreadable record(s) in the dead-letter topics",
-                    r->dlq_other, r->dlq_unknown);
+                    "not counted: %" PRId64 " dead letter(s) and %" PRId64
+                    " duplicate record(s) of other sources, %" PRId64 " + %" PRId64
+                    " unreadable",
+                    r->dlq_other, r->dup_other, r->dlq_unknown, r->dup_unknown);
         if (r->retention_cut)
                 say(r, c,
                     "note: retention deleted the oldest records of some topic; the "
@@ -1291,7 +1309,10 @@ static int attempt(run_t *r)
         r->error[0] = '\0';
         for (c = 0; c < NCHECKS; c++) {
                 json_decref(r->json[c]);
+                /* name and ok first in the document; ok is set at the end. */
                 r->json[c] = json_object();
+                json_object_set_new(r->json[c], "name", json_string(check_names[c]));
+                json_object_set_new(r->json[c], "ok", json_false());
                 po_dynbuf_reset(&r->text[c]);
                 r->ok[c] = 0;
                 r->ran[c] = 0;
@@ -1299,6 +1320,7 @@ static int attempt(run_t *r)
         for (s = 0; s < NSTAGES; s++)
                 r->dlq_orders[s] = 0;
         r->dlq_other = r->dlq_unknown = r->usage_msgs = r->usage_undecodable = 0;
+        r->duplicates = r->dup_other = r->dup_unknown = 0;
         r->retention_cut = 0;
         if (connect_all(r))
                 return -1;
@@ -1397,8 +1419,6 @@ static void report(run_t *r, int status, int attempts, long long elapsed_ms)
                 for (c = 0; c < NCHECKS && status != 2; c++) {
                         if (!r->ran[c])
                                 continue;
-                        json_object_set_new(r->json[c], "name",
-                                            json_string(check_names[c]));
                         json_object_set_new(r->json[c], "ok", json_boolean(r->ok[c]));
                         json_array_append(checks, r->json[c]);
                 }

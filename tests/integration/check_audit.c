@@ -1502,7 +1502,21 @@ START_TEST(reconcile_passes_and_fails)
         send_dead(&r, T_INTAKE_DLQ, r.t[T_RAW_RETRY]);
         send_dead(&r, T_VALIDATOR_DLQ, r.t[T_CANON]);
         send_dead(&r, T_CALC_DLQ, "somewhere.else");
-        send_n(&r, T_DUPS, 1, NULL);
+        {
+                char rec[400];
+
+                /* intake's record of a dropped duplicate: counted when its
+                 * source is an order topic; not one of another source, nor
+                 * garbage. */
+                snprintf(rec, sizeof(rec),
+                         "{\"order_id\": \"o9\", \"source\": \"%s/0/4\"}", r.t[T_RAW]);
+                send_msg(r.p, r.t[T_DUPS], 0, "o9", 2, rec, strlen(rec), NULL);
+                snprintf(rec, sizeof(rec),
+                         "{\"order_id\": \"o9\", \"source\": \"it.other.in/0/4\"}");
+                send_msg(r.p, r.t[T_DUPS], 0, "o9", 2, rec, strlen(rec), NULL);
+                send_msg(r.p, r.t[T_DUPS], 0, "o9", 2, "{", 1, NULL);
+                flush(r.p);
+        }
         send_n(&r, T_RAW_RETRY, 2, NULL);
         snprintf(group, sizeof(group), "%sintake-normalizer", r.groups);
         g = new_client(RD_KAFKA_CONSUMER, group);
@@ -1585,6 +1599,9 @@ START_TEST(reconcile_passes_and_fails)
         ck_assert_int_eq(jint(root, "orders", "out"), 12);
         ck_assert_int_eq(jint(root, "orders", "in_flight"), 1);
         ck_assert_int_eq(jint(root, "orders", "dead_letters_other_sources"), 1);
+        ck_assert_int_eq(jint(root, "orders", "duplicates"), 1);
+        ck_assert_int_eq(jint(root, "orders", "duplicates_other_sources"), 1);
+        ck_assert_int_eq(jint(root, "orders", "duplicates_unreadable"), 1);
         ck_assert_int_eq(jint(root, "usage", "messages"), 4);
         ck_assert_int_eq(jint(root, "usage", "rows"), 4);
         json_decref(root);
