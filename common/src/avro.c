@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "po/utf8.h"
+
 /* The schema versions of a registry. History entries carry what resolving
  * into the current version needs; see decode_historic. */
 typedef struct entry {
@@ -1484,49 +1486,6 @@ static int walk_varint(walk_t *w, int max, const char *what, int64_t *out)
         return walk_fail(w, start, "%s varint longer than %d bytes", what, max);
 }
 
-/* Strict UTF-8 without NUL: no overlong forms, no surrogates, <= U+10FFFF.
- * NUL is refused because every consumer treats strings as C strings. */
-static size_t utf8_bad(const unsigned char *s, size_t n)
-{
-        size_t i = 0, k, need;
-        uint32_t cp;
-
-        while (i < n) {
-                unsigned char c = s[i];
-
-                if (c == 0)
-                        return i + 1;
-                if (c < 0x80) {
-                        i++;
-                        continue;
-                }
-                if (c >= 0xc2 && c <= 0xdf) {
-                        need = 1;
-                        cp = c & 0x1f;
-                } else if (c >= 0xe0 && c <= 0xef) {
-                        need = 2;
-                        cp = c & 0x0f;
-                } else if (c >= 0xf0 && c <= 0xf4) {
-                        need = 3;
-                        cp = c & 0x07;
-                } else {
-                        return i + 1;
-                }
-                if (n - i <= need)
-                        return i + 1;
-                for (k = 1; k <= need; k++) {
-                        if ((s[i + k] & 0xc0) != 0x80)
-                                return i + 1;
-                        cp = (cp << 6) | (s[i + k] & 0x3f);
-                }
-                if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) ||
-                    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-                        return i + 1;
-                i += need + 1;
-        }
-        return 0;
-}
-
 static int walk_bytes(walk_t *w, int is_string)
 {
         size_t start = w->pos, bad;
@@ -1542,7 +1501,7 @@ static int walk_bytes(walk_t *w, int is_string)
                                  "truncated %s (length %" PRId64 ", %zu bytes left)",
                                  what, n, w->len - w->pos);
         if (is_string) {
-                bad = utf8_bad(w->p + w->pos, (size_t)n);
+                bad = po_utf8_bad(w->p + w->pos, (size_t)n);
                 if (bad)
                         return walk_fail(w, w->pos + bad - 1,
                                          "string is not UTF-8 or holds a NUL");

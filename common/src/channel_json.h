@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "po/channel.h"
+#include "po/utf8.h"
 
 /* Parses the payload; rejects anything but a JSON object. A number too large
  * for 64 bits is OUT_OF_RANGE (jansson cannot say which field held it). */
@@ -61,9 +62,5 @@ const char *cj_dup(po_order_t *o, const char *s, size_t len, const char *field,
  * with no non-zero digit beyond places decimals: an exact value whatever its
  * magnitude, so a failed po_money_parse_* on it means out of range. */
 int cj_decimal_form(const char *s, size_t len, int places, int allow_negative);
-
-/* 0 when s[0..n) is strict UTF-8 without NUL (what Avro strings accept),
- * else 1 + the offset of the first bad byte. */
-size_t cj_utf8_bad(const char *s, size_t n);
 
 #endif

@@ -178,7 +178,7 @@ static po_err_t pos_parse(const char *payload, size_t len, const po_channel_ctx_
         size_t i = 0, lines = 0, items = 0, codes = 0, headers = 0;
         int64_t declared = -1, sum = 0;
         slice_t recs_h = {NULL, 0};
-        size_t bad = cj_utf8_bad(payload, len);
+        size_t bad = po_utf8_bad(payload, len);
 
         if (bad)
                 return po_channel_reject(rej, PO_REJECT_BAD_SYNTAX, "",

@@ -161,3 +161,25 @@ po_err_t po_pg_migrate(PGconn *pg, int *applied, char *errstr, size_t errstr_siz
                 *applied = count;
         return PO_OK;
 }
+
+void po_pg_array_add(po_dynbuf_t *b, const char *v)
+{
+        const char *p, *run;
+
+        if (b->len > 1)
+                po_dynbuf_add(b, ",", 1);
+        if (!v) {
+                po_dynbuf_add(b, "NULL", 4);
+                return;
+        }
+        po_dynbuf_add(b, "\"", 1);
+        for (p = run = v; *p; p++) {
+                if (*p != '"' && *p != '\\')
+                        continue;
+                po_dynbuf_add(b, run, (size_t)(p - run));
+                po_dynbuf_add(b, "\\", 1);
+                run = p;
+        }
+        po_dynbuf_add(b, run, (size_t)(p - run));
+        po_dynbuf_add(b, "\"", 1);
+}

@@ -7,6 +7,7 @@
 
 #include "po/dynbuf.h"
 #include "po/log.h"
+#include "po/pg.h"
 
 #define CODE_MISS_TTL_S 30
 #define OTHER_MISS_TTL_S 60
@@ -81,22 +82,12 @@ po_err_t po_refdata_del(redisContext *rc, const char *key, int64_t version, char
 static int array_literal(po_dynbuf_t *b, const char *const *items, size_t n)
 {
         size_t i;
-        const char *p;
 
         po_dynbuf_reset(b);
-        if (po_dynbuf_add(b, "{", 1))
-                return -1;
-        for (i = 0; i < n; i++) {
-                if ((i && po_dynbuf_add(b, ",", 1)) || po_dynbuf_add(b, "\"", 1))
-                        return -1;
-                for (p = items[i]; *p; p++)
-                        if (((*p == '"' || *p == '\\') && po_dynbuf_add(b, "\\", 1)) ||
-                            po_dynbuf_add(b, p, 1))
-                                return -1;
-                if (po_dynbuf_add(b, "\"", 1))
-                        return -1;
-        }
-        return po_dynbuf_add(b, "}", 1);
+        po_dynbuf_add(b, "{", 1);
+        for (i = 0; i < n; i++)
+                po_pg_array_add(b, items[i]);
+        return po_dynbuf_add(b, "}", 1) ? -1 : 0;
 }
 
 static po_err_t pg_fail(PGconn *pg, PGresult *res, char *errstr, size_t size)

@@ -367,30 +367,6 @@ static void values_row(po_dynbuf_t *b, size_t r, int nparams, const char (*casts
         po_dynbuf_add(b, ")", 1);
 }
 
-/* Appends v as an element of an array literal: quoted, with '"' and '\\'
- * escaped; NULL as NULL. */
-static void array_elem(po_dynbuf_t *b, const char *v)
-{
-        const char *p, *run;
-
-        if (b->len > 1)
-                po_dynbuf_add(b, ",", 1);
-        if (!v) {
-                po_dynbuf_add(b, "NULL", 4);
-                return;
-        }
-        po_dynbuf_add(b, "\"", 1);
-        for (p = run = v; *p; p++) {
-                if (*p != '"' && *p != '\\')
-                        continue;
-                po_dynbuf_add(b, run, (size_t)(p - run));
-                po_dynbuf_add(b, "\\", 1);
-                run = p;
-        }
-        po_dynbuf_add(b, run, (size_t)(p - run));
-        po_dynbuf_add(b, "\"", 1);
-}
-
 static void array_i64(po_dynbuf_t *b, int64_t v)
 {
         po_dynbuf_addf(b, "%s%" PRId64, b->len > 1 ? "," : "", v);
@@ -415,18 +391,18 @@ static po_err_t build_usage(stmt_t *s, const audit_usage_row_t *rows, size_t n)
         for (r = 0; r < n; r++) {
                 const audit_usage_row_t *u = &rows[r];
 
-                array_elem(&col[0], u->event_id);
-                array_elem(&col[1], u->order_id);
-                array_elem(&col[2], u->channel);
-                array_elem(&col[3], u->account);
-                array_elem(&col[4], u->code);
-                array_elem(&col[5], u->customer_id);
-                array_elem(&col[6], u->applied ? "applied" : "rejected");
-                array_elem(&col[7], u->reason);
+                po_pg_array_add(&col[0], u->event_id);
+                po_pg_array_add(&col[1], u->order_id);
+                po_pg_array_add(&col[2], u->channel);
+                po_pg_array_add(&col[3], u->account);
+                po_pg_array_add(&col[4], u->code);
+                po_pg_array_add(&col[5], u->customer_id);
+                po_pg_array_add(&col[6], u->applied ? "applied" : "rejected");
+                po_pg_array_add(&col[7], u->reason);
                 array_i64(&col[8], u->value_applied);
-                array_elem(&col[9], u->currency);
+                po_pg_array_add(&col[9], u->currency);
                 format_instant(u->occurred_at_us, ts, sizeof(ts));
-                array_elem(&col[10], ts);
+                po_pg_array_add(&col[10], ts);
                 array_i64(&col[11], u->partition);
                 array_i64(&col[12], u->offset);
         }

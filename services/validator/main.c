@@ -192,18 +192,6 @@ static int batch_add(validator_t *v, const char *order_id, const char *code,
         return 0;
 }
 
-/* Appends s as an element of a PostgreSQL array literal ("..." quoted). */
-static void array_add(po_dynbuf_t *b, const char *s)
-{
-        po_dynbuf_add(b, b->len > 1 ? ",\"" : "\"", b->len > 1 ? 2 : 1);
-        for (; *s; s++) {
-                if (*s == '"' || *s == '\\')
-                        po_dynbuf_add(b, "\\", 1);
-                po_dynbuf_add(b, s, 1);
-        }
-        po_dynbuf_add(b, "\"", 1);
-}
-
 static po_err_t before_commit(po_stage_t *st, void *opaque)
 {
         validator_t *v = opaque;
@@ -230,14 +218,10 @@ static po_err_t before_commit(po_stage_t *st, void *opaque)
                 po_dynbuf_add(&v->sql[k], "{", 1);
         }
         for (i = 0; i < v->nbatch; i++) {
-                array_add(&v->sql[0], v->batch[i].order_id);
-                array_add(&v->sql[1], v->batch[i].code);
-                if (v->batch[i].customer)
-                        array_add(&v->sql[2], v->batch[i].customer);
-                else
-                        po_dynbuf_add(&v->sql[2], v->sql[2].len > 1 ? ",NULL" : "NULL",
-                                      v->sql[2].len > 1 ? 5 : 4);
-                array_add(&v->sql[3], v->batch[i].reservation);
+                po_pg_array_add(&v->sql[0], v->batch[i].order_id);
+                po_pg_array_add(&v->sql[1], v->batch[i].code);
+                po_pg_array_add(&v->sql[2], v->batch[i].customer);
+                po_pg_array_add(&v->sql[3], v->batch[i].reservation);
         }
         for (k = 0; k < 4; k++) {
                 if (po_dynbuf_add(&v->sql[k], "}", 1)) {

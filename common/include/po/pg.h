@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "po/config.h"
+#include "po/dynbuf.h"
 #include "po/err.h"
 
 typedef struct po_pg_migration {
@@ -37,6 +38,11 @@ int po_pg_schema_version(PGconn *pg);
 /* Runs a statement without parameters that returns no rows. Returns PO_OK,
  * or PO_ERR_IO with the server's message in errstr. */
 po_err_t po_pg_exec(PGconn *pg, const char *sql, char *errstr, size_t errstr_size);
+
+/* Appends v as the next element of a PostgreSQL array literal being built in
+ * b (b starts as "{"; the caller closes it with "}"): double-quoted with '"'
+ * and '\\' escaped, or NULL when v is NULL. Failures are sticky in b. */
+void po_pg_array_add(po_dynbuf_t *b, const char *v);
 
 /* 1 when the connection is usable; otherwise tries one reset and reports. */
 int po_pg_ok(PGconn *pg);
