@@ -69,6 +69,28 @@ static void start_svc(int i)
         svc_pid[i] = pid;
 }
 
+static int svc_restarts;
+
+/* What an orchestrator does (a Kubernetes restartPolicy: Always): a service
+ * that exited on its own is started again. Returns how many were. */
+static int supervise(void)
+{
+        int i, status, n = 0;
+
+        for (i = 0; i < SVC_COUNT; i++) {
+                if (svc_pid[i] <= 0 ||
+                    waitpid(svc_pid[i], &status, WNOHANG) != svc_pid[i])
+                        continue;
+                fprintf(stderr, "check_pipeline: %s exited (%s %d); restarting it\n",
+                        svc_bin[i], WIFSIGNALED(status) ? "signal" : "status",
+                        WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+                start_svc(i);
+                n++;
+        }
+        svc_restarts += n;
+        return n;
+}
+
 static void stop_svc(int i, int sig)
 {
         int status;
@@ -129,33 +151,51 @@ static void sql(const char *fmt, ...)
         PQclear(r);
 }
 
-static long long count(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static long long count(const char *fmt, ...)
+/* One count(*)-like value; -2 when PostgreSQL did not answer (a chaos test
+ * restarts it: the connection is reset for the next try). */
+static long long try_count(const char *q)
 {
-        char buf[4096];
-        va_list ap;
         PGresult *r;
         long long n;
 
-        va_start(ap, fmt);
-        vsnprintf(buf, sizeof(buf), fmt, ap);
-        va_end(ap);
-        r = PQexec(pg, buf);
-        ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", buf,
-                      PQresultErrorMessage(r));
+        if (PQstatus(pg) != CONNECTION_OK)
+                PQreset(pg);
+        r = PQexec(pg, q);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+                fprintf(stderr, "check_pipeline: %s: %s", q, PQresultErrorMessage(r));
+                PQclear(r);
+                return -2;
+        }
         n = PQgetisnull(r, 0, 0) ? -1 : atoll(PQgetvalue(r, 0, 0));
         PQclear(r);
         return n;
 }
 
-/* Waits until the query's count reaches want; returns the last count. */
+static long long count(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static long long count(const char *fmt, ...)
+{
+        char buf[4096];
+        va_list ap;
+        long long n;
+
+        va_start(ap, fmt);
+        vsnprintf(buf, sizeof(buf), fmt, ap);
+        va_end(ap);
+        n = try_count(buf);
+        ck_assert_msg(n != -2, "%s failed", buf);
+        return n;
+}
+
+/* Waits until the query's count reaches want, restarting services that
+ * exited; returns the last count. */
 static long long wait_count(long long want, int timeout_s, const char *q)
 {
         long long n = -1;
         int i;
 
         for (i = 0; i < timeout_s * 10; i++) {
-                n = count("%s", q);
+                supervise();
+                n = try_count(q);
                 if (n >= want)
                         break;
                 sleep_ms(100);
@@ -422,10 +462,8 @@ START_TEST(chaos_validator_kill_and_redis_restart)
                         /* Redis restarts: its AOF comes back, but the
                          * counters must be rebuilt from PostgreSQL. */
                         snprintf(cmd, sizeof(cmd),
-                                 "kill $(cat %s/.stack/redis.pid) && sleep 1 && "
-                                 "%s/scripts/stack "
-                                 "up >/dev/null 2>&1",
-                                 PROMO_SOURCE_DIR, PROMO_SOURCE_DIR);
+                                 "%s/scripts/stack crash redis 1 >/dev/null 2>&1",
+                                 PROMO_SOURCE_DIR);
                         ck_assert_int_eq(system(cmd), 0);
                         start_svc(SVC_VALIDATOR1);
                 }
@@ -455,6 +493,163 @@ START_TEST(chaos_validator_kill_and_redis_restart)
 }
 END_TEST
 
+/* The shared end of every chaos run: once all n orders of code are decided,
+ * nothing more arrives, each order was decided once, and exactly limit
+ * redemptions were granted, in PostgreSQL and in Redis. */
+static void expect_exactly_once(const char *code, int n, int limit)
+{
+        char q[256];
+        redisContext *rc;
+        redisReply *r;
+
+        snprintf(q, sizeof(q), "SELECT count(*) FROM usage_events WHERE code = '%s'",
+                 code);
+        ck_assert_int_eq(wait_count(n, 300, q), n);
+        sleep_ms(3000); /* a redelivery would land now */
+        ck_assert_int_eq(count("%s", q), n);
+        ck_assert_int_eq(
+            count("SELECT count(DISTINCT order_id) FROM usage_events WHERE code = '%s'",
+                  code),
+            n);
+        ck_assert_int_eq(count("SELECT count(*) FROM usage_events WHERE code = '%s' AND "
+                               "outcome = 'applied'",
+                               code),
+                         limit);
+        ck_assert_int_eq(count("SELECT count(*) FROM usage_events WHERE code = '%s' AND "
+                               "outcome = 'rejected' AND reason = 'USAGE_LIMIT_REACHED'",
+                               code),
+                         n - limit);
+        ck_assert_int_eq(
+            count("SELECT count(*) FROM redemptions WHERE code = '%s'", code), limit);
+        ck_assert_int_eq(
+            count("SELECT redemptions FROM usage_counters WHERE code = '%s'", code),
+            limit);
+        ck_assert_int_eq(
+            count("SELECT rejections FROM usage_counters WHERE code = '%s'", code),
+            n - limit);
+        rc = redisConnect(cfg.redis_host, cfg.redis_port);
+        ck_assert(rc && !rc->err);
+        r = redisCommand(rc, "GET promo:usage:total:%s", code);
+        ck_assert(r && r->type == REDIS_REPLY_STRING);
+        ck_assert_int_eq(atoi(r->str), limit);
+        freeReplyObject(r);
+        redisFree(rc);
+}
+
+/* Runs a shell command in the background (a server crash takes seconds;
+ * orders keep coming meanwhile). */
+static pid_t background(const char *cmd)
+{
+        pid_t pid = fork();
+
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+                _exit(127);
+        }
+        return pid;
+}
+
+typedef enum fault { F_KAFKA, F_POSTGRES, F_SERVICES } fault_t;
+
+/* 400 orders for one code limited to 40, produced over about 4 seconds;
+ * the fault strikes after the first 100, while orders are in every stage. */
+static void chaos(fault_t fault, const char *tag)
+{
+        enum { N = 400, LIMIT = 40 };
+        rd_kafka_t *p = producer();
+        char code[64], id[64], cust[64], def[512], cmd[1024];
+        pid_t bg = 0;
+        int i, status;
+
+        snprintf(code, sizeof(code), "%s-%s", tag, run);
+        snprintf(def, sizeof(def),
+                 "{\"code\": \"%s\", \"status\": \"active\", \"type\": \"fixed\", "
+                 "\"value\": 100, \"currency\": \"USD\", \"usage_limit\": %d}",
+                 code, LIMIT);
+        sql("INSERT INTO codes (code, definition, status, version) VALUES ('%s', '%s', "
+            "'active', 1)",
+            code, def);
+        svc_restarts = 0;
+        for (i = 0; i < N; i++) {
+                snprintf(id, sizeof(id), "%s%03d%d", run, i, (int)fault + 3);
+                snprintf(cust, sizeof(cust), "%s-%s-%d", tag, run, i);
+                web_order(p, id, cust, code);
+                rd_kafka_poll(p, 0);
+                if (i % 10 == 9)
+                        sleep_ms(100);
+                if (i != 100 && i != 200 && i != 300)
+                        continue;
+                if (fault == F_KAFKA && i == 100) {
+                        snprintf(cmd, sizeof(cmd),
+                                 "%s/scripts/stack crash kafka 3 >/dev/null 2>&1",
+                                 PROMO_SOURCE_DIR);
+                        bg = background(cmd);
+                } else if (fault == F_POSTGRES && i == 100) {
+                        snprintf(cmd, sizeof(cmd),
+                                 "%s/scripts/stack crash pg 3 >/dev/null 2>&1",
+                                 PROMO_SOURCE_DIR);
+                        bg = background(cmd);
+                } else if (fault == F_SERVICES) {
+                        /* SIGKILL, no goodbye: intake, then the calculator
+                         * and a validator, then the audit-sink. */
+                        int victims[3][2] = {{SVC_INTAKE, -1},
+                                             {SVC_CALCULATOR, SVC_VALIDATOR2},
+                                             {SVC_AUDIT, -1}};
+                        int k, v;
+
+                        for (k = 0; k < 2; k++) {
+                                v = victims[i / 100 - 1][k];
+                                if (v < 0)
+                                        continue;
+                                stop_svc(v, SIGKILL);
+                                start_svc(v);
+                        }
+                }
+        }
+        ck_assert_int_eq(rd_kafka_flush(p, 120000), 0);
+        rd_kafka_destroy(p);
+        if (bg > 0) {
+                ck_assert_int_eq(waitpid(bg, &status, 0), bg);
+                ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                              "scripts/stack crash failed");
+        }
+        expect_exactly_once(code, N, LIMIT);
+        fprintf(stderr, "check_pipeline: %s: %d service restart(s) by the supervisor\n",
+                tag, svc_restarts);
+}
+
+START_TEST(chaos_kafka_restart)
+{
+        chaos(F_KAFKA, "CHAOSK");
+}
+END_TEST
+
+START_TEST(chaos_postgres_restart)
+{
+        chaos(F_POSTGRES, "CHAOSP");
+}
+END_TEST
+
+START_TEST(chaos_kill_every_service)
+{
+        chaos(F_SERVICES, "CHAOSS");
+}
+END_TEST
+
+/* After everything above, promo-reconcile proves the whole stack: orders in
+ * = priced + dead letters + duplicates, usage rows = events, counters,
+ * limits, Redis = PostgreSQL. */
+START_TEST(reconcile_whole_stack)
+{
+        char cmd[1024];
+
+        snprintf(cmd, sizeof(cmd), "%s/promo-reconcile --wait 180",
+                 getenv("PROMO_BIN_DIR"));
+        ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("pipeline");
@@ -468,6 +663,10 @@ int main(void)
         tcase_add_test(tc, race_for_the_last_redemption);
         tcase_add_test(tc, race_per_customer);
         tcase_add_test(tc, chaos_validator_kill_and_redis_restart);
+        tcase_add_test(tc, chaos_kafka_restart);
+        tcase_add_test(tc, chaos_postgres_restart);
+        tcase_add_test(tc, chaos_kill_every_service);
+        tcase_add_test(tc, reconcile_whole_stack);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);
