@@ -146,96 +146,64 @@ START_TEST(reason_malformed_and_duplicate)
 }
 END_TEST
 
+/* One Check test per per-code check of PRICING_SPEC.md section 4 (and the
+ * boundary that just passes it): the cart's extra fields, one definition,
+ * the usage, and the reason expected ("" = applied). */
+static const struct reason_case {
+        const char *cart, *def, *usage, *reason;
+} reason_cases[] = {
+    {"", DEF_PCT("OTHER", 10, ), "", "UNKNOWN_CODE"},
+    {"",
+     "{\"code\":\"CODE1\",\"status\":\"paused\",\"type\":"
+     "\"percentage\",\"value\":10}",
+     "", "INACTIVE"},
+    {"", DEF_PCT("CODE1", 10, ",\"starts_at\":\"2026-11-24T10:00:00.000000001Z\""), "",
+     "NOT_YET_VALID"},
+    /* starts_at is inclusive: the same instant in another offset applies. */
+    {"", DEF_PCT("CODE1", 10, ",\"starts_at\":\"2026-11-24T11:00:00+01:00\""), "", ""},
+    /* expires_at is exclusive. */
+    {"", DEF_PCT("CODE1", 10, ",\"expires_at\":\"2026-11-24T10:00:00Z\""), "", "EXPIRED"},
+    {"", DEF_PCT("CODE1", 10, ",\"channels\":[\"pos\"]"), "", "CHANNEL_NOT_ALLOWED"},
+    {",\"channel\":\"web\"", DEF_PCT("CODE1", 10, ",\"channels\":[\"pos\"]"), "",
+     "CHANNEL_NOT_ALLOWED"},
+    {",\"channel\":\"pos\"", DEF_PCT("CODE1", 10, ",\"channels\":[\"pos\"]"), "", ""},
+    {"", DEF_PCT("CODE1", 10, ",\"per_customer_limit\":1"), "", "CUSTOMER_REQUIRED"},
+    {",\"customer\":{\"id\":\"c1\"}", DEF_PCT("CODE1", 10, ",\"tiers\":[\"gold\"]"), "",
+     "CUSTOMER_REQUIRED"},
+    {",\"customer\":{\"id\":\"c1\"}", DEF_PCT("CODE1", 10, ",\"customer_id\":\"c2\""), "",
+     "CUSTOMER_NOT_ALLOWED"},
+    {",\"customer\":{\"id\":\"c1\",\"tier\":\"silver\"}",
+     DEF_PCT("CODE1", 10, ",\"tiers\":[\"gold\"]"), "", "TIER_NOT_ELIGIBLE"},
+    {"", DEF_PCT("CODE1", 10, ",\"usage_limit\":5"), "\"code1\":{\"total\":5}",
+     "USAGE_LIMIT_REACHED"},
+    {"", DEF_PCT("CODE1", 10, ",\"usage_limit\":5"), "\"CODE1\":{\"total\":4}", ""},
+    {",\"customer\":{\"id\":\"c1\"}", DEF_PCT("CODE1", 10, ",\"per_customer_limit\":1"),
+     "\"CODE1\":{\"customer\":1}", "CUSTOMER_LIMIT_REACHED"},
+    {"", DEF_PCT("CODE1", 10, ",\"currency\":\"EUR\""), "", "CURRENCY_MISMATCH"},
+    {"", DEF_PCT("CODE1", 10, ",\"currency\":\"USD\",\"min_spend\":1001"), "",
+     "MIN_SPEND_NOT_MET"},
+    {"", DEF_PCT("CODE1", 10, ",\"currency\":\"USD\",\"min_spend\":1000"), "", ""},
+    {"", DEF_PCT("CODE1", 10, ",\"currency\":\"USD\",\"max_spend\":999"), "",
+     "MAX_SPEND_EXCEEDED"},
+    {"", DEF_PCT("CODE1", 10, ",\"targets\":{\"skus\":[\"S2\"]}"), "",
+     "NO_ELIGIBLE_ITEMS"},
+    {"", DEF_PCT("CODE1", 10, ",\"targets\":{\"exclude_categories\":[\"shoes\"]}"), "",
+     "NO_ELIGIBLE_ITEMS"},
+    /* low_stock_max needs a known stock. */
+    {"", DEF_PCT("CODE1", 10, ",\"targets\":{\"low_stock_max\":5}"), "",
+     "NO_ELIGIBLE_ITEMS"},
+    /* margin needs a known cost. */
+    {"", DEF_PCT("CODE1", 10, ",\"targets\":{\"max_margin_bp\":9000}"), "",
+     "NO_ELIGIBLE_ITEMS"},
+};
+
 START_TEST(reason_each_check)
 {
-        ck_assert_str_eq(reason_for("", DEF_PCT("OTHER", 10, ), ""), "UNKNOWN_CODE");
-        ck_assert_str_eq(reason_for("",
-                                    "{\"code\":\"CODE1\",\"status\":\"paused\",\"type\":"
-                                    "\"percentage\",\"value\":10}",
-                                    ""),
-                         "INACTIVE");
-        ck_assert_str_eq(
-            reason_for(
-                "",
-                DEF_PCT("CODE1", 10, ",\"starts_at\":\"2026-11-24T10:00:00.000000001Z\""),
-                ""),
-            "NOT_YET_VALID");
-        /* starts_at is inclusive: the same instant in another offset applies. */
-        ck_assert_str_eq(
-            reason_for(
-                "", DEF_PCT("CODE1", 10, ",\"starts_at\":\"2026-11-24T11:00:00+01:00\""),
-                ""),
-            "");
-        /* expires_at is exclusive. */
-        ck_assert_str_eq(
-            reason_for(
-                "", DEF_PCT("CODE1", 10, ",\"expires_at\":\"2026-11-24T10:00:00Z\""), ""),
-            "EXPIRED");
-        ck_assert_str_eq(
-            reason_for("", DEF_PCT("CODE1", 10, ",\"channels\":[\"pos\"]"), ""),
-            "CHANNEL_NOT_ALLOWED");
-        ck_assert_str_eq(reason_for(",\"channel\":\"web\"",
-                                    DEF_PCT("CODE1", 10, ",\"channels\":[\"pos\"]"), ""),
-                         "CHANNEL_NOT_ALLOWED");
-        ck_assert_str_eq(reason_for(",\"channel\":\"pos\"",
-                                    DEF_PCT("CODE1", 10, ",\"channels\":[\"pos\"]"), ""),
-                         "");
-        ck_assert_str_eq(
-            reason_for("", DEF_PCT("CODE1", 10, ",\"per_customer_limit\":1"), ""),
-            "CUSTOMER_REQUIRED");
-        ck_assert_str_eq(reason_for(",\"customer\":{\"id\":\"c1\"}",
-                                    DEF_PCT("CODE1", 10, ",\"tiers\":[\"gold\"]"), ""),
-                         "CUSTOMER_REQUIRED");
-        ck_assert_str_eq(reason_for(",\"customer\":{\"id\":\"c1\"}",
-                                    DEF_PCT("CODE1", 10, ",\"customer_id\":\"c2\""), ""),
-                         "CUSTOMER_NOT_ALLOWED");
-        ck_assert_str_eq(reason_for(",\"customer\":{\"id\":\"c1\",\"tier\":\"silver\"}",
-                                    DEF_PCT("CODE1", 10, ",\"tiers\":[\"gold\"]"), ""),
-                         "TIER_NOT_ELIGIBLE");
-        ck_assert_str_eq(reason_for("", DEF_PCT("CODE1", 10, ",\"usage_limit\":5"),
-                                    "\"code1\":{\"total\":5}"),
-                         "USAGE_LIMIT_REACHED");
-        ck_assert_str_eq(reason_for("", DEF_PCT("CODE1", 10, ",\"usage_limit\":5"),
-                                    "\"CODE1\":{\"total\":4}"),
-                         "");
-        ck_assert_str_eq(reason_for(",\"customer\":{\"id\":\"c1\"}",
-                                    DEF_PCT("CODE1", 10, ",\"per_customer_limit\":1"),
-                                    "\"CODE1\":{\"customer\":1}"),
-                         "CUSTOMER_LIMIT_REACHED");
-        ck_assert_str_eq(
-            reason_for("", DEF_PCT("CODE1", 10, ",\"currency\":\"EUR\""), ""),
-            "CURRENCY_MISMATCH");
-        ck_assert_str_eq(
-            reason_for(
-                "", DEF_PCT("CODE1", 10, ",\"currency\":\"USD\",\"min_spend\":1001"), ""),
-            "MIN_SPEND_NOT_MET");
-        ck_assert_str_eq(
-            reason_for(
-                "", DEF_PCT("CODE1", 10, ",\"currency\":\"USD\",\"min_spend\":1000"), ""),
-            "");
-        ck_assert_str_eq(
-            reason_for(
-                "", DEF_PCT("CODE1", 10, ",\"currency\":\"USD\",\"max_spend\":999"), ""),
-            "MAX_SPEND_EXCEEDED");
-        ck_assert_str_eq(
-            reason_for("", DEF_PCT("CODE1", 10, ",\"targets\":{\"skus\":[\"S2\"]}"), ""),
-            "NO_ELIGIBLE_ITEMS");
-        ck_assert_str_eq(
-            reason_for(
-                "",
-                DEF_PCT("CODE1", 10, ",\"targets\":{\"exclude_categories\":[\"shoes\"]}"),
-                ""),
-            "NO_ELIGIBLE_ITEMS");
-        /* low_stock_max needs a known stock. */
-        ck_assert_str_eq(
-            reason_for("", DEF_PCT("CODE1", 10, ",\"targets\":{\"low_stock_max\":5}"),
-                       ""),
-            "NO_ELIGIBLE_ITEMS");
-        /* margin needs a known cost. */
-        ck_assert_str_eq(
-            reason_for("", DEF_PCT("CODE1", 10, ",\"targets\":{\"max_margin_bp\":9000}"),
-                       ""),
-            "NO_ELIGIBLE_ITEMS");
+        const struct reason_case *c = &reason_cases[_i];
+
+        ck_assert_msg(strcmp(reason_for(c->cart, c->def, c->usage), c->reason) == 0,
+                      "case %d: want \"%s\", got \"%s\"", _i, c->reason,
+                      reason_for(c->cart, c->def, c->usage));
 }
 END_TEST
 
@@ -652,7 +620,8 @@ int main(void)
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_add_test(tc, spec_example);
         tcase_add_test(tc, reason_malformed_and_duplicate);
-        tcase_add_test(tc, reason_each_check);
+        tcase_add_loop_test(tc, reason_each_check, 0,
+                            (int)(sizeof(reason_cases) / sizeof(reason_cases[0])));
         tcase_add_test(tc, reason_item_unavailable_and_targets);
         tcase_add_test(tc, rounding_ties_both_modes);
         tcase_add_test(tc, tax_ties_and_inclusive);
