@@ -47,6 +47,8 @@
 #include "po/messages.h"
 #include "po/stage.h"
 
+#include "it.h"
+
 static po_config_t cfg;
 static char run_id[64];
 static po_avro_t *avro;
@@ -86,90 +88,17 @@ static void teardown(void)
                 }
 }
 
-static void sleep_ms(long ms)
-{
-        nanosleep(
-            &(struct timespec){.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L},
-            NULL);
-}
-
-static long long mono_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- Kafka ---- */
 
-static rd_kafka_t *new_client(rd_kafka_type_t type, const char *group)
-{
-        char err[512];
-        rd_kafka_conf_t *c = rd_kafka_conf_new();
-        rd_kafka_t *rk;
-
-        rd_kafka_conf_set(c, "bootstrap.servers", cfg.kafka_brokers, err, sizeof(err));
-        if (type == RD_KAFKA_PRODUCER) {
-                rd_kafka_conf_set(c, "enable.idempotence", "true", err, sizeof(err));
-                rd_kafka_conf_set(c, "linger.ms", "5", err, sizeof(err));
-        } else {
-                rd_kafka_conf_set(c, "group.id", group, err, sizeof(err));
-                rd_kafka_conf_set(c, "isolation.level", "read_committed", err,
-                                  sizeof(err));
-                rd_kafka_conf_set(c, "auto.offset.reset", "earliest", err, sizeof(err));
-                rd_kafka_conf_set(c, "enable.auto.commit", "false", err, sizeof(err));
-        }
-        rk = rd_kafka_new(type, c, err, sizeof(err));
-        ck_assert_msg(rk != NULL, "%s", err);
-        return rk;
-}
-
+/* Creates n topics of the same partition count. */
 static void create_topics(const char *const *names, int n, int partitions)
 {
-        rd_kafka_t *rk = new_client(RD_KAFKA_PRODUCER, NULL);
-        rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-        rd_kafka_NewTopic_t *nt[16];
-        const rd_kafka_topic_result_t **res;
-        rd_kafka_event_t *ev;
-        char err[256];
-        size_t cnt, i;
+        int parts[16], i;
 
         ck_assert_int_le(n, 16);
-        for (i = 0; i < (size_t)n; i++)
-                nt[i] = rd_kafka_NewTopic_new(names[i], partitions, 1, err, sizeof(err));
-        rd_kafka_CreateTopics(rk, nt, (size_t)n, NULL, q);
-        rd_kafka_NewTopic_destroy_array(nt, (size_t)n);
-        ev = rd_kafka_queue_poll(q, 30000);
-        ck_assert_msg(ev != NULL, "create topics timed out");
-        res = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev),
-                                                  &cnt);
-        for (i = 0; i < cnt; i++)
-                ck_assert_msg(rd_kafka_topic_result_error(res[i]) == 0, "create %s: %s",
-                              rd_kafka_topic_result_name(res[i]),
-                              rd_kafka_topic_result_error_string(res[i]));
-        rd_kafka_event_destroy(ev);
-        rd_kafka_queue_destroy(q);
-        rd_kafka_destroy(rk);
-}
-
-static void delete_topics(const char *const *names, int n)
-{
-        rd_kafka_t *rk = new_client(RD_KAFKA_PRODUCER, NULL);
-        rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-        rd_kafka_DeleteTopic_t *dt[16];
-        rd_kafka_event_t *ev;
-        int i;
-
-        for (i = 0; i < n && i < 16; i++)
-                dt[i] = rd_kafka_DeleteTopic_new(names[i]);
-        rd_kafka_DeleteTopics(rk, dt, (size_t)i, NULL, q);
-        rd_kafka_DeleteTopic_destroy_array(dt, (size_t)i);
-        ev = rd_kafka_queue_poll(q, 30000);
-        if (ev)
-                rd_kafka_event_destroy(ev);
-        rd_kafka_queue_destroy(q);
-        rd_kafka_destroy(rk);
+        for (i = 0; i < n; i++)
+                parts[i] = partitions;
+        it_create_topics(cfg.kafka_brokers, names, parts, (size_t)n);
 }
 
 /* Produces one message (copied); headers (may be NULL) are taken. */
@@ -201,7 +130,7 @@ static void flush(rd_kafka_t *p)
  * watermark (the test's producers are not transactional, so the end). */
 static int caught_up(const char *group, const char *const *topics, int n)
 {
-        rd_kafka_t *c = new_client(RD_KAFKA_CONSUMER, group);
+        rd_kafka_t *c = it_kafka(cfg.kafka_brokers, RD_KAFKA_CONSUMER, group);
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
         const rd_kafka_metadata_t *md = NULL;
         int i, j, k, ok = 1;
@@ -232,12 +161,12 @@ static int caught_up(const char *group, const char *const *topics, int n)
 static void wait_caught_up(const char *group, const char *const *topics, int n,
                            int timeout_ms)
 {
-        long long end = mono_ms() + timeout_ms;
+        long long end = it_mono_ms() + timeout_ms;
 
         while (!caught_up(group, topics, n)) {
-                ck_assert_msg(mono_ms() < end, "group %s did not catch up in %d ms",
+                ck_assert_msg(it_mono_ms() < end, "group %s did not catch up in %d ms",
                               group, timeout_ms);
-                sleep_ms(300);
+                it_sleep_ms(300);
         }
 }
 
@@ -280,7 +209,7 @@ static void encode_event(const po_usage_event_t *e, po_dynbuf_t *out)
 
 static void produce_events(const char *topic, const char *tag, int from, int to)
 {
-        rd_kafka_t *p = new_client(RD_KAFKA_PRODUCER, NULL);
+        rd_kafka_t *p = it_kafka(cfg.kafka_brokers, RD_KAFKA_PRODUCER, NULL);
         po_dynbuf_t buf;
         int i;
 
@@ -422,14 +351,14 @@ static int64_t pg_int_try(PGconn *c, const char *sql)
 
 static void wait_rows(PGconn *c, const char *sql, int64_t want, int timeout_ms)
 {
-        long long end = mono_ms() + timeout_ms;
+        long long end = it_mono_ms() + timeout_ms;
         int64_t n;
 
         while ((n = pg_int_try(c, sql)) < want) {
-                ck_assert_msg(mono_ms() < end,
+                ck_assert_msg(it_mono_ms() < end,
                               "%s: %" PRId64 " of %" PRId64 " after %d ms", sql, n, want,
                               timeout_ms);
-                sleep_ms(200);
+                it_sleep_ms(200);
         }
 }
 
@@ -499,7 +428,7 @@ static void make_sink(sink_t *k, const char *name, int partitions, int port)
 
 static void release_sink(sink_t *k)
 {
-        delete_topics(k->topics, 4);
+        it_delete_topics(cfg.kafka_brokers, k->topics, 4);
         drop_schema(&k->schema);
 }
 
@@ -534,15 +463,15 @@ static void start_sink(sink_t *k)
 static int stop_pid(pid_t pid, int sig, int timeout_ms)
 {
         int status = -1;
-        long long end = mono_ms() + timeout_ms;
+        long long end = it_mono_ms() + timeout_ms;
 
         kill(pid, sig);
-        while (mono_ms() < end) {
+        while (it_mono_ms() < end) {
                 if (waitpid(pid, &status, WNOHANG) == pid) {
                         untrack(pid);
                         return status;
                 }
-                sleep_ms(20);
+                it_sleep_ms(20);
         }
         kill(pid, SIGKILL);
         waitpid(pid, &status, 0);
@@ -560,52 +489,20 @@ static void stop_sink(sink_t *k)
         k->pid = 0;
 }
 
-/* GET path on 127.0.0.1:port; the HTTP status (-1 when no answer), body in
- * out. */
-static int http_get(int port, const char *path, char *out, size_t out_size)
-{
-        struct sockaddr_in a = {.sin_family = AF_INET};
-        char req[256];
-        size_t n = 0;
-        ssize_t r;
-        int fd = socket(AF_INET, SOCK_STREAM, 0), status = -1;
-
-        a.sin_port = htons((uint16_t)port);
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        out[0] = '\0';
-        if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-                close(fd);
-                return -1;
-        }
-        snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\n\r\n", path);
-        if (send(fd, req, strlen(req), 0) < 0) {
-                close(fd);
-                return -1;
-        }
-        while (n < out_size - 1 && (r = recv(fd, out + n, out_size - 1 - n, 0)) > 0)
-                n += (size_t)r;
-        out[n] = '\0';
-        close(fd);
-        if (sscanf(out, "HTTP/1.0 %d", &status) != 1 &&
-            sscanf(out, "HTTP/1.1 %d", &status) != 1)
-                return -1;
-        return status;
-}
-
 /* Waits until /readyz answers want; returns the body's copy in body. */
 static void wait_ready(int port, int want, const char *must_contain, char *body,
                        size_t size, int timeout_ms)
 {
-        long long end = mono_ms() + timeout_ms;
+        long long end = it_mono_ms() + timeout_ms;
         int status;
 
         for (;;) {
-                status = http_get(port, "/readyz", body, size);
+                status = it_http_get(port, "/readyz", body, size);
                 if (status == want && (!must_contain || strstr(body, must_contain)))
                         return;
-                ck_assert_msg(mono_ms() < end, "/readyz: %d (want %d with \"%s\"): %s",
+                ck_assert_msg(it_mono_ms() < end, "/readyz: %d (want %d with \"%s\"): %s",
                               status, want, must_contain ? must_contain : "", body);
-                sleep_ms(200);
+                it_sleep_ms(200);
         }
 }
 
@@ -615,7 +512,7 @@ static long long metric(int port, const char *series)
         static char body[1 << 16];
         const char *p;
 
-        if (http_get(port, "/metrics", body, sizeof(body)) != 200)
+        if (it_http_get(port, "/metrics", body, sizeof(body)) != 200)
                 return -1;
         p = strstr(body, series);
         return p ? strtoll(p + strlen(series), NULL, 10) : -1;
@@ -637,16 +534,16 @@ static void read_one(const char *topic, char **payload, size_t *len)
         char group[200];
         rd_kafka_t *c;
         rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
-        long long end = mono_ms() + 30000;
+        long long end = it_mono_ms() + 30000;
 
-        snprintf(group, sizeof(group), "reader-%s-%lld", topic, mono_ms());
-        c = new_client(RD_KAFKA_CONSUMER, group);
+        snprintf(group, sizeof(group), "reader-%s-%lld", topic, it_mono_ms());
+        c = it_kafka(cfg.kafka_brokers, RD_KAFKA_CONSUMER, group);
         rd_kafka_poll_set_consumer(c);
         rd_kafka_topic_partition_list_add(sub, topic, RD_KAFKA_PARTITION_UA);
         rd_kafka_subscribe(c, sub);
         rd_kafka_topic_partition_list_destroy(sub);
         *payload = NULL;
-        while (!*payload && mono_ms() < end) {
+        while (!*payload && it_mono_ms() < end) {
                 rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
 
                 if (m && !m->err) {
@@ -679,7 +576,7 @@ START_TEST(rows_have_the_right_values)
         char err[256];
 
         make_sink(&k, "values", 2, 58291);
-        p = new_client(RD_KAFKA_PRODUCER, NULL);
+        p = it_kafka(cfg.kafka_brokers, RD_KAFKA_PRODUCER, NULL);
         po_dynbuf_init(&buf, 1 << 20);
         /* Usage events on the input: applied with a customer, applied
          * anonymous, rejected. */
@@ -880,7 +777,7 @@ START_TEST(replayed_events_stored_and_counted_once)
         make_sink(&k, "replay", 3, 58292);
         produce_events(k.in, "r", 0, N);
         /* The same event twice in a row, so within one batch too. */
-        p = new_client(RD_KAFKA_PRODUCER, NULL);
+        p = it_kafka(cfg.kafka_brokers, RD_KAFKA_PRODUCER, NULL);
         po_dynbuf_init(&buf, 1 << 20);
         make_event("r", 1, &b, &e);
         encode_event(&e, &buf);
@@ -929,7 +826,7 @@ START_TEST(refused_row_becomes_a_dead_letter)
         c = pg_in(&k.schema);
         pg_exec(c, "ALTER TABLE usage_events ADD CONSTRAINT it_no_evil CHECK (code <> "
                    "'EVIL')");
-        p = new_client(RD_KAFKA_PRODUCER, NULL);
+        p = it_kafka(cfg.kafka_brokers, RD_KAFKA_PRODUCER, NULL);
         po_dynbuf_init(&buf, 1 << 20);
         for (i = 0; i < N; i++) {
                 ev_buf_t b;
@@ -1113,21 +1010,6 @@ static void proxy_stop(pid_t pid)
         untrack(pid);
 }
 
-/* A free port for the proxy (bound then released). */
-static int free_port(void)
-{
-        struct sockaddr_in a = {.sin_family = AF_INET};
-        socklen_t len = sizeof(a);
-        int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-        ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-        port = ntohs(a.sin_port);
-        close(fd);
-        return port;
-}
-
 START_TEST(postgres_outage_loses_and_doubles_nothing)
 {
         enum { N = 6000 };
@@ -1136,7 +1018,7 @@ START_TEST(postgres_outage_loses_and_doubles_nothing)
         PGconn *c;
         pid_t proxy;
         char body[8192];
-        int port = free_port(), flaps = 0;
+        int port = it_free_port(), flaps = 0;
         int64_t before;
         long long end;
 
@@ -1154,22 +1036,22 @@ START_TEST(postgres_outage_loses_and_doubles_nothing)
         proxy_stop(proxy);
         wait_ready(k.port, 503, "postgres down", body, sizeof(body), 10000);
         produce_events(k.in, "o", N / 2, N);
-        sleep_ms(2000);
+        it_sleep_ms(2000);
         before = pg_int(c, "SELECT count(*) FROM usage_events");
-        sleep_ms(2000);
+        it_sleep_ms(2000);
         ck_assert_int_eq(pg_int(c, "SELECT count(*) FROM usage_events"), before);
         ck_assert_int_lt(before, N);
 
         /* Back, then flapping while the backlog drains: failures land at any
          * point of a batch, COMMIT included. */
         proxy = proxy_start(port);
-        end = mono_ms() + 120000;
+        end = it_mono_ms() + 120000;
         while (pg_int_try(c, "SELECT count(*) FROM usage_events") < N &&
-               mono_ms() < end) {
-                sleep_ms(400 + 97 * (flaps % 5));
+               it_mono_ms() < end) {
+                it_sleep_ms(400 + 97 * (flaps % 5));
                 if (flaps < 12) {
                         proxy_stop(proxy);
-                        sleep_ms(300);
+                        it_sleep_ms(300);
                         proxy = proxy_start(port);
                         flaps++;
                 }
@@ -1485,7 +1367,7 @@ START_TEST(reconcile_passes_and_fails)
         r.pg = pg_in(&r.schema);
         r.rc = redisConnectWithTimeout(cfg.redis_host, cfg.redis_port, tv);
         ck_assert_msg(r.rc && !r.rc->err, "redis");
-        r.p = new_client(RD_KAFKA_PRODUCER, NULL);
+        r.p = it_kafka(cfg.kafka_brokers, RD_KAFKA_PRODUCER, NULL);
 
         /* Orders: 10 raw + 2 replays into canonical (and 3 plain canonical
          * records, not counted) + 1 replay into validated = 13 in;
@@ -1519,7 +1401,7 @@ START_TEST(reconcile_passes_and_fails)
         }
         send_n(&r, T_RAW_RETRY, 2, NULL);
         snprintf(group, sizeof(group), "%sintake-normalizer", r.groups);
-        g = new_client(RD_KAFKA_CONSUMER, group);
+        g = it_kafka(cfg.kafka_brokers, RD_KAFKA_CONSUMER, group);
         l = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(l, r.t[T_RAW_RETRY], 0)->offset = 1;
         ck_assert_int_eq(rd_kafka_commit(g, l, 0), 0);
@@ -1701,7 +1583,7 @@ START_TEST(reconcile_passes_and_fails)
         send_n(&r, T_RAW, 1, NULL);
         snprintf(path, sizeof(path), "/tmp/it-reconcile-wait-%d.out", (int)getpid());
         pid = spawn_reconcile(&r, "--wait 30 --only orders", path);
-        sleep_ms(3000);
+        it_sleep_ms(3000);
         send_n(&r, T_PRICED, 1, NULL);
         {
                 int status = stop_pid(pid, 0, 40000);
@@ -1734,7 +1616,7 @@ START_TEST(reconcile_passes_and_fails)
         rd_kafka_destroy(r.p);
         PQfinish(r.pg);
         drop_schema(&r.schema);
-        delete_topics(topics, T_COUNT);
+        it_delete_topics(cfg.kafka_brokers, topics, T_COUNT);
 }
 END_TEST
 

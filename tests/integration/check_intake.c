@@ -31,6 +31,8 @@
 #include "po/order_avro.h"
 #include "po/profile.h"
 
+#include "it.h"
+
 #define PROFILES PROMO_SOURCE_DIR "/deploy/intake-profiles.conf"
 
 static po_config_t cfg;
@@ -40,65 +42,24 @@ static po_avro_t *avro;
  * failed before stopping it. */
 static pid_t intake_pid = -1;
 
-static void sleep_ms(long ms)
-{
-        nanosleep(
-            &(struct timespec){.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L},
-            NULL);
-}
-
-static long long mono_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static char *slurp(const char *name, size_t *len)
 {
         char path[512];
-        FILE *f;
-        char *buf;
-        long n;
 
         snprintf(path, sizeof(path), "%s/%s", SAMPLES_DIR, name);
-        f = fopen(path, "rb");
-        ck_assert_msg(f != NULL, "cannot open %s", path);
-        fseek(f, 0, SEEK_END);
-        n = ftell(f);
-        fseek(f, 0, SEEK_SET);
-        buf = malloc((size_t)n + 1);
-        ck_assert_int_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-        buf[n] = '\0';
-        fclose(f);
-        *len = (size_t)n;
-        return buf;
+        return it_slurp(path, len);
 }
 
 /* ---- Kafka ---- */
 
+/* Readers assign(): their group is never joined nor committed. */
 static rd_kafka_t *new_client(rd_kafka_type_t type)
 {
-        char err[512], group[128];
-        rd_kafka_conf_t *c = rd_kafka_conf_new();
-        rd_kafka_t *rk;
+        char group[128];
 
-        rd_kafka_conf_set(c, "bootstrap.servers", cfg.kafka_brokers, err, sizeof(err));
-        if (type == RD_KAFKA_PRODUCER) {
-                rd_kafka_conf_set(c, "enable.idempotence", "true", err, sizeof(err));
-                rd_kafka_conf_set(c, "linger.ms", "5", err, sizeof(err));
-        } else {
-                /* Readers assign(): the group is never joined nor committed. */
-                snprintf(group, sizeof(group), "it-reader-%s-%lld", run_id, mono_ms());
-                rd_kafka_conf_set(c, "group.id", group, err, sizeof(err));
-                rd_kafka_conf_set(c, "isolation.level", "read_committed", err,
-                                  sizeof(err));
-                rd_kafka_conf_set(c, "enable.auto.commit", "false", err, sizeof(err));
-        }
-        rk = rd_kafka_new(type, c, err, sizeof(err));
-        ck_assert_msg(rk != NULL, "%s", err);
-        return rk;
+        snprintf(group, sizeof(group), "it-reader-%s-%lld", run_id, it_mono_ms());
+        return it_kafka(cfg.kafka_brokers, type,
+                        type == RD_KAFKA_PRODUCER ? NULL : group);
 }
 
 /* A test's topics: it.<run>.intake-<name>.{in,in.retry.1,in.retry.2,out,dlq,dup}
@@ -111,14 +72,9 @@ typedef struct topics {
 
 static void make_topics(topics_t *t, const char *name, int dlq_partitions)
 {
-        rd_kafka_t *rk = new_client(RD_KAFKA_PRODUCER);
-        rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-        rd_kafka_NewTopic_t *nt[6];
         const char *names[6];
-        rd_kafka_event_t *ev;
-        const rd_kafka_topic_result_t **res;
-        char err[256];
-        size_t n, i;
+        int parts[6];
+        size_t i;
 
         snprintf(t->in, sizeof(t->in), "it.%s.intake-%s.in", run_id, name);
         snprintf(t->r1, sizeof(t->r1), "%s.retry.1", t->in);
@@ -136,21 +92,8 @@ static void make_topics(topics_t *t, const char *name, int dlq_partitions)
         names[4] = t->dlq;
         names[5] = t->dup;
         for (i = 0; i < 6; i++)
-                nt[i] = rd_kafka_NewTopic_new(names[i], i == 4 ? dlq_partitions : 1, 1,
-                                              err, sizeof(err));
-        rd_kafka_CreateTopics(rk, nt, 6, NULL, q);
-        rd_kafka_NewTopic_destroy_array(nt, 6);
-        ev = rd_kafka_queue_poll(q, 30000);
-        ck_assert_msg(ev != NULL, "create topics timed out");
-        res = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev),
-                                                  &n);
-        for (i = 0; i < n; i++)
-                ck_assert_msg(rd_kafka_topic_result_error(res[i]) == 0, "create %s: %s",
-                              rd_kafka_topic_result_name(res[i]),
-                              rd_kafka_topic_result_error_string(res[i]));
-        rd_kafka_event_destroy(ev);
-        rd_kafka_queue_destroy(q);
-        rd_kafka_destroy(rk);
+                parts[i] = i == 4 ? dlq_partitions : 1;
+        it_create_topics(cfg.kafka_brokers, names, parts, 6);
 }
 
 /* Produces one raw order with the channel and account headers (NULL: none). */
@@ -254,7 +197,7 @@ static void read_topic(const char *topic, int partitions, size_t want, int timeo
         rd_kafka_t *c = new_client(RD_KAFKA_CONSUMER);
         rd_kafka_topic_partition_list_t *l =
             rd_kafka_topic_partition_list_new(partitions);
-        long long end = mono_ms() + timeout_ms, last = mono_ms();
+        long long end = it_mono_ms() + timeout_ms, last = it_mono_ms();
         int i;
 
         memset(out, 0, sizeof(*out));
@@ -263,17 +206,17 @@ static void read_topic(const char *topic, int partitions, size_t want, int timeo
                     RD_KAFKA_OFFSET_BEGINNING;
         ck_assert_int_eq(rd_kafka_assign(c, l), 0);
         rd_kafka_topic_partition_list_destroy(l);
-        while (mono_ms() < end) {
+        while (it_mono_ms() < end) {
                 rd_kafka_message_t *m;
 
-                if (out->n >= want && mono_ms() - last >= settle_ms)
+                if (out->n >= want && it_mono_ms() - last >= settle_ms)
                         break;
                 m = rd_kafka_consumer_poll(c, 100);
                 if (!m)
                         continue;
                 if (!m->err) {
                         recs_add(out, m);
-                        last = mono_ms();
+                        last = it_mono_ms();
                 }
                 rd_kafka_message_destroy(m);
         }
@@ -283,48 +226,12 @@ static void read_topic(const char *topic, int partitions, size_t want, int timeo
 
 /* ---- processes ---- */
 
-static int free_port(void)
-{
-        struct sockaddr_in a = {.sin_family = AF_INET};
-        socklen_t len = sizeof(a);
-        int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-        ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-        port = ntohs(a.sin_port);
-        close(fd);
-        return port;
-}
-
 /* GET path on 127.0.0.1:port; the HTTP status or -1. */
 static int http_get(int port, const char *path)
 {
-        struct sockaddr_in a = {.sin_family = AF_INET};
-        char req[128], resp[512];
-        ssize_t r;
-        size_t n = 0;
-        int fd = socket(AF_INET, SOCK_STREAM, 0), status = -1;
+        char resp[512];
 
-        a.sin_port = htons((uint16_t)port);
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-                close(fd);
-                return -1;
-        }
-        snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\n\r\n", path);
-        if (send(fd, req, strlen(req), 0) < 0) {
-                close(fd);
-                return -1;
-        }
-        while (n < sizeof(resp) - 1 &&
-               (r = recv(fd, resp + n, sizeof(resp) - 1 - n, 0)) > 0)
-                n += (size_t)r;
-        resp[n] = '\0';
-        close(fd);
-        if (sscanf(resp, "HTTP/1.%*d %d", &status) != 1)
-                return -1;
-        return status;
+        return it_http_get(port, path, resp, sizeof(resp));
 }
 
 /* Starts intake-normalizer on the test's topics and waits until /readyz says
@@ -353,7 +260,7 @@ static pid_t start_intake(const topics_t *t, int port)
                 _exit(127);
         }
         intake_pid = pid;
-        for (end = mono_ms() + 30000; mono_ms() < end; sleep_ms(100)) {
+        for (end = it_mono_ms() + 30000; it_mono_ms() < end; it_sleep_ms(100)) {
                 ck_assert_msg(waitpid(pid, NULL, WNOHANG) == 0,
                               "intake-normalizer exited at start-up");
                 if (http_get(port, "/readyz") == 200)
@@ -366,16 +273,16 @@ static pid_t start_intake(const topics_t *t, int port)
 /* Sends SIGTERM; returns the exit status (fails after 20 s). */
 static int stop_intake(pid_t pid)
 {
-        long long end = mono_ms() + 20000;
+        long long end = it_mono_ms() + 20000;
         int status = -1;
 
         kill(pid, SIGTERM);
-        while (mono_ms() < end) {
+        while (it_mono_ms() < end) {
                 if (waitpid(pid, &status, WNOHANG) == pid) {
                         intake_pid = -1;
                         return status;
                 }
-                sleep_ms(20);
+                it_sleep_ms(20);
         }
         kill(pid, SIGKILL);
         waitpid(pid, &status, 0);
@@ -674,7 +581,7 @@ START_TEST(every_sample_becomes_one_exact_order)
         recs_t out;
         char buf[4096];
         size_t i, e, l;
-        int port = free_port();
+        int port = it_free_port();
         pid_t pid;
 
         make_topics(&t, "samples", 1);
@@ -766,7 +673,7 @@ START_TEST(malformed_examples_become_dead_letters)
         size_t len, i, k, nlines = 0;
         const char *lines[8];
         size_t line_len[8];
-        int port = free_port();
+        int port = it_free_port();
         pid_t pid;
 
         make_topics(&t, "malformed", 3);
@@ -883,7 +790,7 @@ START_TEST(duplicates_dropped_across_restart)
         char g1[8192], g2[8192];
         char *pos;
         size_t len;
-        int port = free_port();
+        int port = it_free_port();
         pid_t pid;
 
         make_topics(&t, "dedupe", 1);
@@ -967,7 +874,7 @@ START_TEST(dlq_list_by_priority_and_replay_fixed)
         long long prio[8];
         int undecodable[8];
         size_t n, i, in_before;
-        int port = free_port();
+        int port = it_free_port();
         pid_t pid;
         char *examples, *web_bad;
         size_t len;

@@ -24,6 +24,8 @@
 #include "po/config.h"
 #include "po/pg.h"
 
+#include "it.h"
+
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
 
 enum { SVC_INTAKE, SVC_VALIDATOR1, SVC_VALIDATOR2, SVC_CALCULATOR, SVC_AUDIT, SVC_COUNT };
@@ -35,13 +37,6 @@ static po_config_t cfg;
 static PGconn *pg;
 static char run[32];
 
-static void sleep_ms(long ms)
-{
-        nanosleep(
-            &(struct timespec){.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L},
-            NULL);
-}
-
 static void start_svc(int i)
 {
         char path[512], port[16], inst[32];
@@ -49,7 +44,7 @@ static void start_svc(int i)
 
         snprintf(path, sizeof(path), "%s/%s", getenv("PROMO_BIN_DIR"), svc_bin[i]);
         /* Health ports of their own, so a running demo does not collide. */
-        snprintf(port, sizeof(port), "%d", 58190 + i);
+        snprintf(port, sizeof(port), "%d", it_free_port());
         snprintf(inst, sizeof(inst), "it-%d", i);
         pid = fork();
         ck_assert_int_ge(pid, 0);
@@ -198,7 +193,7 @@ static long long wait_count(long long want, int timeout_s, const char *q)
                 n = try_count(q);
                 if (n >= want)
                         break;
-                sleep_ms(100);
+                it_sleep_ms(100);
         }
         return n;
 }
@@ -222,19 +217,10 @@ static void add_code(const char *json_fmt)
 static char *sample(const char *name, const char *const *subst, size_t n)
 {
         char path[512], to[256], *buf, *out;
-        FILE *f;
-        long len;
         size_t i;
 
         snprintf(path, sizeof(path), "%s/tests/data/channels/%s", PROMO_SOURCE_DIR, name);
-        f = fopen(path, "rb");
-        ck_assert_msg(f != NULL, "%s", path);
-        fseek(f, 0, SEEK_END);
-        len = ftell(f);
-        rewind(f);
-        buf = calloc(1, (size_t)len + 1);
-        ck_assert_int_eq(fread(buf, 1, (size_t)len, f), (size_t)len);
-        fclose(f);
+        buf = it_slurp(path, NULL);
         for (i = 0; i < n; i += 2) {
                 char *at = strstr(buf, subst[i]);
 
@@ -473,7 +459,7 @@ START_TEST(chaos_validator_kill_and_redis_restart)
         snprintf(q, sizeof(q), "SELECT count(*) FROM usage_events WHERE code = '%s'",
                  code);
         ck_assert_int_eq(wait_count(200, 180, q), 200);
-        sleep_ms(2000); /* nothing more may arrive */
+        it_sleep_ms(2000); /* nothing more may arrive */
         ck_assert_int_eq(count("%s", q), 200);
         ck_assert_int_eq(count("SELECT count(*) FROM usage_events WHERE code = '%s' AND "
                                "outcome = 'applied'",
@@ -505,7 +491,7 @@ static void expect_exactly_once(const char *code, int n, int limit)
         snprintf(q, sizeof(q), "SELECT count(*) FROM usage_events WHERE code = '%s'",
                  code);
         ck_assert_int_eq(wait_count(n, 300, q), n);
-        sleep_ms(3000); /* a redelivery would land now */
+        it_sleep_ms(3000); /* a redelivery would land now */
         ck_assert_int_eq(count("%s", q), n);
         ck_assert_int_eq(
             count("SELECT count(DISTINCT order_id) FROM usage_events WHERE code = '%s'",
@@ -577,7 +563,7 @@ static void chaos(fault_t fault, const char *tag)
                 web_order(p, id, cust, code);
                 rd_kafka_poll(p, 0);
                 if (i % 10 == 9)
-                        sleep_ms(100);
+                        it_sleep_ms(100);
                 if (i != 100 && i != 200 && i != 300)
                         continue;
                 if (fault == F_KAFKA && i == 100) {

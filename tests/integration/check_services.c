@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "it.h"
+
 static const struct {
         const char *name;
         const char *port_env;
@@ -23,48 +25,11 @@ static const struct {
     {"admin", "PROMO_ADMIN_HTTP_PORT"},
 };
 
-/* GET path on 127.0.0.1:port; returns the HTTP status or -1, body in out. */
-static int http_get(int port, const char *path, char *out, size_t out_size)
-{
-        struct sockaddr_in a = {.sin_family = AF_INET};
-        char req[256];
-        size_t n = 0;
-        ssize_t r;
-        int fd = socket(AF_INET, SOCK_STREAM, 0), status = -1;
-
-        a.sin_port = htons((uint16_t)port);
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        out[0] = '\0';
-        if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-                close(fd);
-                return -1;
-        }
-        snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\n\r\n", path);
-        if (send(fd, req, strlen(req), 0) < 0) {
-                close(fd);
-                return -1;
-        }
-        while (n < out_size - 1 && (r = recv(fd, out + n, out_size - 1 - n, 0)) > 0)
-                n += (size_t)r;
-        out[n] = '\0';
-        close(fd);
-        if (sscanf(out, "HTTP/1.0 %d", &status) != 1)
-                return -1;
-        return status;
-}
-
-static void sleep_ms(long ms)
-{
-        nanosleep(
-            &(struct timespec){.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L},
-            NULL);
-}
-
 START_TEST(service_lifecycle)
 {
         const char *bindir = getenv("PROMO_BIN_DIR");
         char path[512], port_s[16], body[8192];
-        int port = 58190 + _i, status = -1, wstatus, i;
+        int port = it_free_port(), status = -1, wstatus, i;
         pid_t pid;
 
         ck_assert_msg(bindir != NULL, "PROMO_BIN_DIR is not set");
@@ -78,22 +43,22 @@ START_TEST(service_lifecycle)
                 _exit(127);
         }
         for (i = 0; i < 150 && status != 200; i++) {
-                sleep_ms(100);
-                status = http_get(port, "/readyz", body, sizeof(body));
+                it_sleep_ms(100);
+                status = it_http_get(port, "/readyz", body, sizeof(body));
         }
         ck_assert_msg(status == 200, "%s not ready after 15 s: %d %s", services[_i].name,
                       status, body);
-        ck_assert_int_eq(http_get(port, "/healthz", body, sizeof(body)), 200);
-        ck_assert_int_eq(http_get(port, "/metrics", body, sizeof(body)), 200);
+        ck_assert_int_eq(it_http_get(port, "/healthz", body, sizeof(body)), 200);
+        ck_assert_int_eq(it_http_get(port, "/metrics", body, sizeof(body)), 200);
         ck_assert_ptr_nonnull(strstr(body, "# TYPE promo_up gauge"));
         ck_assert_ptr_nonnull(strstr(body, "promo_ready{service=\""));
-        ck_assert_int_eq(http_get(port, "/nope", body, sizeof(body)), 404);
+        ck_assert_int_eq(it_http_get(port, "/nope", body, sizeof(body)), 404);
 
         ck_assert_int_eq(kill(pid, SIGTERM), 0);
         for (i = 0; i < 100; i++) {
                 if (waitpid(pid, &wstatus, WNOHANG) == pid)
                         break;
-                sleep_ms(50);
+                it_sleep_ms(50);
         }
         if (i == 100) {
                 kill(pid, SIGKILL);

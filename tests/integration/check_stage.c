@@ -17,48 +17,13 @@
 #include "po/avro.h"
 #include "po/config.h"
 
+#include "it.h"
+
 /* produce() takes the payload template of each test, always a literal. */
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
 
 static po_config_t cfg;
 static char run_id[64];
-
-static void sleep_ms(long ms)
-{
-        nanosleep(
-            &(struct timespec){.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L},
-            NULL);
-}
-
-static long long mono_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static rd_kafka_t *new_client(rd_kafka_type_t type, const char *group)
-{
-        char err[512];
-        rd_kafka_conf_t *c = rd_kafka_conf_new();
-        rd_kafka_t *rk;
-
-        rd_kafka_conf_set(c, "bootstrap.servers", cfg.kafka_brokers, err, sizeof(err));
-        if (type == RD_KAFKA_PRODUCER) {
-                rd_kafka_conf_set(c, "enable.idempotence", "true", err, sizeof(err));
-                rd_kafka_conf_set(c, "linger.ms", "5", err, sizeof(err));
-        } else {
-                rd_kafka_conf_set(c, "group.id", group, err, sizeof(err));
-                rd_kafka_conf_set(c, "isolation.level", "read_committed", err,
-                                  sizeof(err));
-                rd_kafka_conf_set(c, "auto.offset.reset", "earliest", err, sizeof(err));
-                rd_kafka_conf_set(c, "enable.auto.commit", "false", err, sizeof(err));
-        }
-        rk = rd_kafka_new(type, c, err, sizeof(err));
-        ck_assert_msg(rk != NULL, "%s", err);
-        return rk;
-}
 
 /* Names the test's topics: <prefix>.<run>.{in,in.retry.1,in.retry.2,out,dlq}. */
 typedef struct topics {
@@ -67,14 +32,9 @@ typedef struct topics {
 
 static void make_topics(topics_t *t, const char *name, int partitions)
 {
-        rd_kafka_t *rk = new_client(RD_KAFKA_PRODUCER, NULL);
-        rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-        rd_kafka_NewTopic_t *nt[5];
         const char *names[5];
-        rd_kafka_event_t *ev;
-        const rd_kafka_topic_result_t **res;
-        char err[256];
-        size_t n, i;
+        int parts[5];
+        size_t i;
 
         snprintf(t->in, sizeof(t->in), "it.%s.%s.in", run_id, name);
         snprintf(t->r1, sizeof(t->r1), "%s.retry.1", t->in);
@@ -89,25 +49,13 @@ static void make_topics(topics_t *t, const char *name, int partitions)
         names[3] = t->out;
         names[4] = t->dlq;
         for (i = 0; i < 5; i++)
-                nt[i] = rd_kafka_NewTopic_new(names[i], partitions, 1, err, sizeof(err));
-        rd_kafka_CreateTopics(rk, nt, 5, NULL, q);
-        rd_kafka_NewTopic_destroy_array(nt, 5);
-        ev = rd_kafka_queue_poll(q, 30000);
-        ck_assert_msg(ev != NULL, "create topics timed out");
-        res = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev),
-                                                  &n);
-        for (i = 0; i < n; i++)
-                ck_assert_msg(rd_kafka_topic_result_error(res[i]) == 0, "create %s: %s",
-                              rd_kafka_topic_result_name(res[i]),
-                              rd_kafka_topic_result_error_string(res[i]));
-        rd_kafka_event_destroy(ev);
-        rd_kafka_queue_destroy(q);
-        rd_kafka_destroy(rk);
+                parts[i] = partitions;
+        it_create_topics(cfg.kafka_brokers, names, parts, 5);
 }
 
 static void produce(const char *topic, int partition, const char *fmt, int from, int to)
 {
-        rd_kafka_t *p = new_client(RD_KAFKA_PRODUCER, NULL);
+        rd_kafka_t *p = it_kafka(cfg.kafka_brokers, RD_KAFKA_PRODUCER, NULL);
         char buf[64];
         int i;
 
@@ -157,13 +105,13 @@ static pid_t start_stage(const topics_t *t, const char *delays)
 static int stop_stage(pid_t pid, int sig, int timeout_ms)
 {
         int status = -1;
-        long long end = mono_ms() + timeout_ms;
+        long long end = it_mono_ms() + timeout_ms;
 
         kill(pid, sig);
-        while (mono_ms() < end) {
+        while (it_mono_ms() < end) {
                 if (waitpid(pid, &status, WNOHANG) == pid)
                         return status;
-                sleep_ms(20);
+                it_sleep_ms(20);
         }
         kill(pid, SIGKILL);
         waitpid(pid, &status, 0);
@@ -188,27 +136,27 @@ static void consume_settle(const char *topic, const char *fmt_prefix, tally_t *t
         char group[200];
         rd_kafka_t *c;
         rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
-        long long end = mono_ms() + timeout_ms;
+        long long end = it_mono_ms() + timeout_ms;
         size_t plen = strlen(fmt_prefix);
 
-        snprintf(group, sizeof(group), "reader-%s-%lld", topic, mono_ms());
-        c = new_client(RD_KAFKA_CONSUMER, group);
+        snprintf(group, sizeof(group), "reader-%s-%lld", topic, it_mono_ms());
+        c = it_kafka(cfg.kafka_brokers, RD_KAFKA_CONSUMER, group);
         rd_kafka_poll_set_consumer(c);
         rd_kafka_topic_partition_list_add(sub, topic, RD_KAFKA_PARTITION_UA);
         rd_kafka_subscribe(c, sub);
         rd_kafka_topic_partition_list_destroy(sub);
-        long long last_seen = mono_ms();
+        long long last_seen = it_mono_ms();
 
-        while (mono_ms() < end) {
+        while (it_mono_ms() < end) {
                 rd_kafka_message_t *m;
 
                 if (t->total >= want &&
-                    (settle_ms == 0 || mono_ms() - last_seen >= settle_ms))
+                    (settle_ms == 0 || it_mono_ms() - last_seen >= settle_ms))
                         break;
                 m = rd_kafka_consumer_poll(c, 200);
                 if (!m)
                         continue;
-                last_seen = mono_ms();
+                last_seen = it_mono_ms();
                 if (m->err) {
                         rd_kafka_message_destroy(m);
                         continue;
@@ -387,7 +335,7 @@ START_TEST(sigterm_drains_cleanly)
         make_topics(&t, "term", 2);
         produce(t.in, -1, "d%d", 0, N);
         pid = start_stage(&t, "100,100");
-        sleep_ms(3000);
+        it_sleep_ms(3000);
         status = stop_stage(pid, SIGTERM, 15000);
         ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d",
                       status);
