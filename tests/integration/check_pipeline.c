@@ -58,6 +58,14 @@ static void start_svc(int i)
                 setenv("PROMO_STAGE_BATCH_MS", "20", 1);
                 setenv("PROMO_INTAKE_PROFILES",
                        PROMO_SOURCE_DIR "/deploy/intake-profiles.conf", 1);
+                if (getenv("PROMO_IT_VALGRIND")) {
+                        /* Every service under memcheck: any error or leak
+                         * makes it exit 99, which stop_svc fails on. */
+                        execlp("valgrind", "valgrind", "-q", "--error-exitcode=99",
+                               "--leak-check=full", "--errors-for-leak-kinds=definite",
+                               "--show-leak-kinds=definite", path, (char *)NULL);
+                        _exit(127);
+                }
                 execl(path, path, (char *)NULL);
                 _exit(127);
         }
@@ -95,6 +103,11 @@ static void stop_svc(int i, int sig)
         kill(svc_pid[i], sig);
         waitpid(svc_pid[i], &status, 0);
         svc_pid[i] = 0;
+        /* A clean stop is an exit 0 (under valgrind: no error, no leak). */
+        if (sig == SIGTERM)
+                ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                              "%s did not exit cleanly on SIGTERM (status %d)", svc_bin[i],
+                              status);
 }
 
 static void produce_raw(rd_kafka_t *p, const char *channel, const char *payload)
@@ -639,21 +652,26 @@ END_TEST
 int main(void)
 {
         Suite *s = suite_create("pipeline");
-        TCase *tc = tcase_create("pipeline");
+        TCase *flow = tcase_create("flow"), *chaos = tcase_create("chaos");
         SRunner *sr;
         int failed;
 
-        tcase_add_checked_fixture(tc, setup, teardown);
-        tcase_set_timeout(tc, 600);
-        tcase_add_test(tc, samples_flow_to_audit_rows);
-        tcase_add_test(tc, race_for_the_last_redemption);
-        tcase_add_test(tc, race_per_customer);
-        tcase_add_test(tc, chaos_validator_kill_and_redis_restart);
-        tcase_add_test(tc, chaos_kafka_restart);
-        tcase_add_test(tc, chaos_postgres_restart);
-        tcase_add_test(tc, chaos_kill_every_service);
-        tcase_add_test(tc, reconcile_whole_stack);
-        suite_add_tcase(s, tc);
+        /* flow: what every order goes through (also run with every service
+         * under valgrind: PROMO_IT_VALGRIND=1 CK_RUN_CASE=flow). */
+        tcase_add_checked_fixture(flow, setup, teardown);
+        tcase_set_timeout(flow, 600);
+        tcase_add_test(flow, samples_flow_to_audit_rows);
+        tcase_add_test(flow, race_for_the_last_redemption);
+        tcase_add_test(flow, race_per_customer);
+        suite_add_tcase(s, flow);
+        tcase_add_checked_fixture(chaos, setup, teardown);
+        tcase_set_timeout(chaos, 600);
+        tcase_add_test(chaos, chaos_validator_kill_and_redis_restart);
+        tcase_add_test(chaos, chaos_kafka_restart);
+        tcase_add_test(chaos, chaos_postgres_restart);
+        tcase_add_test(chaos, chaos_kill_every_service);
+        tcase_add_test(chaos, reconcile_whole_stack);
+        suite_add_tcase(s, chaos);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);
         failed = srunner_ntests_failed(sr);
