@@ -29,10 +29,13 @@ void po_log(po_log_level_t level, const char *fmt, ...)
         clock_gettime(CLOCK_REALTIME, &now);
         gmtime_r(&now.tv_sec, &tm);
         strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+        /* One line at a time when several threads log (the admin's workers). */
+        flockfile(stderr);
         fprintf(stderr, "%s.%03ldZ %-5s %s: ", ts, now.tv_nsec / 1000000L, names[level],
                 log_service);
         va_start(ap, fmt);
         vfprintf(stderr, fmt, ap);
         va_end(ap);
         fputc('\n', stderr);
+        funlockfile(stderr);
 }

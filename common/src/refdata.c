@@ -66,6 +66,33 @@ po_err_t po_refdata_put(redisContext *rc, const char *key, int64_t version,
         return PO_OK;
 }
 
+po_err_t po_refdata_put_many(redisContext *rc, const char *const *keys,
+                             const int64_t *versions, const char *const *data,
+                             const size_t *lens, size_t n, char *errstr,
+                             size_t errstr_size)
+{
+        po_err_t err = PO_OK;
+        size_t i;
+
+        for (i = 0; i < n; i++)
+                append_put(rc, keys[i], versions[i], data[i], lens[i], 0);
+        for (i = 0; i < n; i++) {
+                redisReply *r = NULL;
+
+                if (redisGetReply(rc, (void **)&r) != REDIS_OK)
+                        return redis_fail(rc, NULL, errstr, errstr_size);
+                if (!r || r->type != REDIS_REPLY_INTEGER) {
+                        if (!err)
+                                err = redis_fail(rc, r, errstr, errstr_size);
+                        else if (r)
+                                freeReplyObject(r);
+                        continue;
+                }
+                freeReplyObject(r);
+        }
+        return err;
+}
+
 po_err_t po_refdata_del(redisContext *rc, const char *key, int64_t version, char *errstr,
                         size_t errstr_size)
 {

@@ -208,6 +208,13 @@ const char *po_service_name(const po_service_t *svc)
         return svc->def->name;
 }
 
+int po_service_render(po_service_t *svc, const char *path, po_dynbuf_t *body)
+{
+        const char *ctype = NULL;
+
+        return handle_http(path, body, &ctype, svc);
+}
+
 void po_service_destroy(po_service_t *svc)
 {
         if (!svc)

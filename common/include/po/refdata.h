@@ -30,6 +30,15 @@ po_err_t po_refdata_put(redisContext *rc, const char *key, int64_t version,
                         const char *data, size_t len, int ttl_s, char *errstr,
                         size_t errstr_size);
 
+/* po_refdata_put of n entries in one pipelined round trip (a bulk load):
+ * keys[i] gets (versions[i], data[i] of lens[i] bytes), never expiring.
+ * Returns PO_OK or PO_ERR_DEPENDENCY (the first error; the connection may
+ * then be unusable). */
+po_err_t po_refdata_put_many(redisContext *rc, const char *const *keys,
+                             const int64_t *versions, const char *const *data,
+                             const size_t *lens, size_t n, char *errstr,
+                             size_t errstr_size);
+
 /* Deletes key's entry unless it is newer than version (a tombstone). */
 po_err_t po_refdata_del(redisContext *rc, const char *key, int64_t version, char *errstr,
                         size_t errstr_size);

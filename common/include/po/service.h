@@ -47,6 +47,12 @@ po_metrics_t *po_service_metrics(po_service_t *svc);
 const po_config_t *po_service_config(const po_service_t *svc);
 const char *po_service_name(const po_service_t *svc);
 
+/* Appends to body what the health endpoint serves for path ("/healthz",
+ * "/readyz", "/metrics") and returns its HTTP status (404 for any other
+ * path), for a service that serves HTTP itself (the admin). Reads the
+ * service's state: call it from the thread that ticks the service. */
+int po_service_render(po_service_t *svc, const char *path, po_dynbuf_t *body);
+
 /* Closes everything. Accepts NULL. */
 void po_service_destroy(po_service_t *svc);
 
