@@ -106,8 +106,8 @@ static void stop_svc(int i, int sig)
         /* A clean stop is an exit 0 (under valgrind: no error, no leak). */
         if (sig == SIGTERM)
                 ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                              "%s did not exit cleanly on SIGTERM (status %d)", svc_bin[i],
-                              status);
+                              "%s did not exit cleanly on SIGTERM (status %d)",
+                              svc_bin[i], status);
 }
 
 static void produce_raw(rd_kafka_t *p, const char *channel, const char *payload)
