@@ -596,17 +596,22 @@ static void add_json_str(po_dynbuf_t *out, const char *s, size_t len)
 }
 
 static void write_result(const po_pricing_cart_t *cart, const po_pricing_result_t *r,
-                         unsigned flags, po_dynbuf_t *out)
+                         unsigned flags, po_dynbuf_t *out, po_calcjson_spans_t *spans)
 {
         char desc[256];
         size_t i, j;
 
+        po_dynbuf_addf(out, "{\"currency\":\"%s\",\"subtotal\":%lld,\"discount_total\":",
+                       cart->currency, (long long)r->subtotal);
+        if (spans)
+                spans->discount_total[0] = out->len;
+        po_dynbuf_addf(out, "%lld", (long long)r->discount_total);
+        if (spans)
+                spans->discount_total[1] = out->len;
         po_dynbuf_addf(
             out,
-            "{\"currency\":\"%s\",\"subtotal\":%lld,\"discount_total\":%lld,"
-            "\"tax_total\":%lld,\"tax_total_before\":%lld,\"grand_total\":%lld,"
+            ",\"tax_total\":%lld,\"tax_total_before\":%lld,\"grand_total\":%lld,"
             "\"lines\":[",
-            cart->currency, (long long)r->subtotal, (long long)r->discount_total,
             (long long)r->tax_total, (long long)r->tax_total_before,
             (long long)r->grand_total);
         for (i = 0; i < cart->line_count; i++) {
@@ -622,6 +627,8 @@ static void write_result(const po_pricing_cart_t *cart, const po_pricing_result_
                                l->available ? "true" : "false");
         }
         po_dynbuf_add(out, "],\"applied\":[", 13);
+        if (spans)
+                spans->applied[0] = out->len - 1;
         for (i = 0; i < r->applied_count; i++) {
                 const po_applied_t *a = &r->applied[i];
 
@@ -646,6 +653,10 @@ static void write_result(const po_pricing_cart_t *cart, const po_pricing_result_
                 po_dynbuf_add(out, "]}", 2);
         }
         po_dynbuf_add(out, "],\"rejected\":[", 14);
+        if (spans) {
+                spans->applied[1] = out->len - 13;
+                spans->rejected[0] = out->len - 1;
+        }
         for (i = 0; i < r->rejected_count; i++) {
                 const char *code = r->normalized[r->rejected[i].request_index];
 
@@ -655,6 +666,8 @@ static void write_result(const po_pricing_cart_t *cart, const po_pricing_result_
                                po_reason_str(r->rejected[i].reason));
         }
         po_dynbuf_add(out, "]}", 2);
+        if (spans)
+                spans->rejected[1] = out->len - 1;
 }
 
 static void write_error(const char *msg, po_dynbuf_t *out)
@@ -666,12 +679,32 @@ static void write_error(const char *msg, po_dynbuf_t *out)
         po_dynbuf_add(out, "}}", 2);
 }
 
+/* Prices the case of c->root (owned by c) into out. */
+static po_err_t process(po_calcjson_t *cj, case_ctx_t *c, unsigned flags,
+                        po_dynbuf_t *out, po_calcjson_spans_t *spans)
+{
+        po_pricing_cart_t cart;
+        po_pricing_result_t r;
+
+        if (parse_case(c, &cart)) {
+                write_error(c->msg, out);
+        } else if (po_pricing_run(cj->ws, &cart, &r, c->msg, sizeof(c->msg))) {
+                write_error(c->msg, out);
+        } else {
+                write_result(&cart, &r, flags, out, spans);
+                if (spans)
+                        spans->error = 0;
+        }
+        case_release(c);
+        if (out->failed)
+                return PO_ERR_NOMEM;
+        return PO_OK;
+}
+
 po_err_t po_calcjson_process(po_calcjson_t *cj, const char *json, size_t len,
                              unsigned flags, po_dynbuf_t *out)
 {
         case_ctx_t c;
-        po_pricing_cart_t cart;
-        po_pricing_result_t r;
         json_error_t jerr;
 
         memset(&c, 0, sizeof(c));
@@ -680,15 +713,23 @@ po_err_t po_calcjson_process(po_calcjson_t *cj, const char *json, size_t len,
                 snprintf(c.msg, sizeof(c.msg), "not JSON: %s at column %d", jerr.text,
                          jerr.column);
                 write_error(c.msg, out);
-        } else if (parse_case(&c, &cart)) {
-                write_error(c.msg, out);
-        } else if (po_pricing_run(cj->ws, &cart, &r, c.msg, sizeof(c.msg))) {
-                write_error(c.msg, out);
-        } else {
-                write_result(&cart, &r, flags, out);
+                case_release(&c);
+                return out->failed ? PO_ERR_NOMEM : PO_OK;
         }
-        case_release(&c);
-        if (out->failed)
-                return PO_ERR_NOMEM;
-        return PO_OK;
+        return process(cj, &c, flags, out, NULL);
+}
+
+po_err_t po_calcjson_process_tree(po_calcjson_t *cj, struct json_t *root, unsigned flags,
+                                  po_dynbuf_t *out, po_calcjson_spans_t *spans)
+{
+        case_ctx_t c;
+
+        memset(&c, 0, sizeof(c));
+        c.root = json_incref(root);
+        if (spans) {
+                memset(spans, 0, sizeof(*spans));
+                spans->error = 1;
+                spans->start = out->len;
+        }
+        return process(cj, &c, flags, out, spans);
 }

@@ -62,6 +62,18 @@ void admin_wait_release(admin_wait_t *w);
  * message was delivered, -1 otherwise (error says why). */
 int admin_wait_done(admin_wait_t *w, int timeout_ms);
 
+/* A code definition as /v1/validate last read it from Redis: the entry's
+ * text and the definition JSON the case gets from it (po_codedef_from_json
+ * then po_codedef_to_json), reused while the entry's text is the same. */
+typedef struct admin_defcache {
+        char code[PO_PRICING_CODE_MAX + 1];
+        char *text; /* malloc'd; NULL = empty slot */
+        size_t len;
+        json_t *def;
+} admin_defcache_t;
+
+#define ADMIN_DEFCACHE_SIZE 64
+
 typedef struct admin_worker {
         redisContext *rc;
         PGconn *pg;
@@ -70,7 +82,15 @@ typedef struct admin_worker {
         po_avro_t *avro;
         po_refdata_stats_t stats;
         int busy;
+        /* /v1/validate's buffers, kept between requests: the Redis pipeline
+         * then the attempt record; the pricing result; the definitions. */
+        po_dynbuf_t vbuf, vout;
+        admin_defcache_t defcache[ADMIN_DEFCACHE_SIZE];
+        unsigned defcache_next;
 } admin_worker_t;
+
+/* Frees what /v1/validate keeps in w (validate.c). */
+void admin_worker_validate_release(admin_worker_t *w);
 
 /* A cached token lookup. */
 typedef struct admin_token_entry {

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "admin.h"
 #include "po/config.h"
@@ -70,7 +71,16 @@ static int load_settings(admin_settings_t *s)
         long long v;
         const char *t;
 
-        if (env_int("PROMO_ADMIN_THREADS", 4, 1, 64, &v))
+        /* One thread per core (at least 2, at most 4): a request is CPU work
+         * between Redis round trips, and more threads than cores only adds
+         * context switches (docs/BENCHMARKS.md, "Admin"). */
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+        if (env_int("PROMO_ADMIN_THREADS",
+                    cores < 2   ? 2
+                    : cores > 4 ? 4
+                                : cores,
+                    1, 64, &v))
                 return -1;
         s->threads = (int)v;
         if (env_int("PROMO_ADMIN_TOKEN_CACHE_MS", 2000, 0, 60000, &v))
@@ -214,6 +224,8 @@ static int workers_new(admin_t *app, char *errstr, size_t size)
                 admin_worker_t *w = &app->workers[i];
 
                 po_usage_init(&w->usage);
+                po_dynbuf_init(&w->vbuf, 8u << 20);
+                po_dynbuf_init(&w->vout, 64u << 20);
                 w->cj = po_calcjson_new();
                 w->avro = po_avro_new(errstr, size);
                 if (!w->cj || !w->avro)
@@ -235,6 +247,7 @@ static void workers_destroy(admin_t *app)
                         PQfinish(w->pg);
                 po_calcjson_destroy(w->cj);
                 po_avro_destroy(w->avro);
+                admin_worker_validate_release(w);
         }
         free(app->workers);
 }

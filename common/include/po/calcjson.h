@@ -31,6 +31,24 @@ void po_calcjson_destroy(po_calcjson_t *cj);
 po_err_t po_calcjson_process(po_calcjson_t *cj, const char *json, size_t len,
                              unsigned flags, po_dynbuf_t *out);
 
+/* Where po_calcjson_process_tree wrote parts of a result: [0] is the offset
+ * in out of a member's value, [1] the offset just past it. */
+typedef struct po_calcjson_spans {
+        int error;    /* 1 when out got the error object (no spans then) */
+        size_t start; /* out->len when the call began */
+        size_t discount_total[2], applied[2], rejected[2];
+} po_calcjson_spans_t;
+
+/* po_calcjson_process of the case already parsed into root (a JSON object
+ * that json_loadb with JSON_REJECT_DUPLICATES would give for the text): the
+ * same result or error object, byte for byte, without serializing and
+ * parsing the case again. root is borrowed and not modified. spans may be
+ * NULL; else it tells where the result's discount_total, applied and
+ * rejected values are in out (error = 1 when an error object was written).
+ * Returns as po_calcjson_process. */
+po_err_t po_calcjson_process_tree(po_calcjson_t *cj, struct json_t *root, unsigned flags,
+                                  po_dynbuf_t *out, po_calcjson_spans_t *spans);
+
 /* Memory for po_calcjson_parse_def: size bytes aligned for any type, or NULL
  * when none is left. Nothing is freed through it (an arena fits). */
 typedef void *(*po_calcjson_alloc_fn)(void *ctx, size_t size);
