@@ -1019,6 +1019,50 @@ START_TEST(validate_prices_like_the_spec)
 }
 END_TEST
 
+/* The pipelined read falls back to the validator's path when Redis lacks
+ * something: a code that exists only in PostgreSQL (the source of truth) is
+ * found and priced, and with the usage marker gone the counters are rebuilt
+ * before anything is answered; the answers are those of the fast path. */
+START_TEST(validate_falls_back_when_redis_lacks_data)
+{
+        char code[64], sku[64], codes[128], q[512], cart[2048];
+        int st;
+        json_t *j, *a;
+        redisReply *rep;
+
+        snprintf(code, sizeof(code), "PGONLY-%s", fx.run);
+        snprintf(sku, sizeof(sku), "SKU-FB-%s", fx.run);
+        snprintf(q, sizeof(q),
+                 "INSERT INTO codes (code, definition, status, version) VALUES ('%s', "
+                 "'{\"code\": \"%s\", \"status\": \"active\", \"type\": "
+                 "\"percentage\", \"value\": 2500}', 'active', 1)",
+                 code, code);
+        free(sql1(q));
+        rep = redisCommand(fx.rc, "DEL promo:code:%s", code);
+        freeReplyObject(rep);
+        snprintf(codes, sizeof(codes), "\"%s\"", code);
+        snprintf(cart, sizeof(cart), cart_fmt, "", sku, codes);
+        /* 2 x 19.99 = 39.98; 25 % = 9.995 -> 10.00 (half up). */
+        j = call("POST", "/v1/validate", fx.tok_checkout, &st, "%s", cart);
+        ck_assert_int_eq(st, 200);
+        a = json_array_get(json_object_get(j, "applied"), 0);
+        ck_assert_str_eq(json_string_value(json_object_get(a, "code")), code);
+        ck_assert_int_eq(json_integer_value(json_object_get(a, "amount")), 1000);
+        json_decref(j);
+        /* The marker gone (a Redis that lost its data): rebuilt, same answer. */
+        rep = redisCommand(fx.rc, "DEL promo:usage:ready");
+        freeReplyObject(rep);
+        j = call("POST", "/v1/validate", fx.tok_checkout, &st, "%s", cart);
+        ck_assert_int_eq(st, 200);
+        a = json_array_get(json_object_get(j, "applied"), 0);
+        ck_assert_int_eq(json_integer_value(json_object_get(a, "amount")), 1000);
+        json_decref(j);
+        rep = redisCommand(fx.rc, "EXISTS promo:usage:ready");
+        ck_assert(rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1);
+        freeReplyObject(rep);
+}
+END_TEST
+
 START_TEST(validate_rate_limits_and_attempts_log)
 {
         char cust[96], cart[2048], codes[128], sku[64], errstr[512], want[128];
@@ -1553,6 +1597,7 @@ int main(void)
         tcase_add_test(tc, codes_crud);
         tcase_add_test(tc, codes_published);
         tcase_add_test(tc, validate_prices_like_the_spec);
+        tcase_add_test(tc, validate_falls_back_when_redis_lacks_data);
         tcase_add_test(tc, validate_rate_limits_and_attempts_log);
         tcase_add_test(tc, generation_bulk);
         tcase_add_test(tc, generation_vip);
