@@ -52,6 +52,12 @@ static void append_put(redisContext *rc, const char *key, int64_t version,
         redisAppendCommandArgv(rc, 7, argv, lens);
 }
 
+void po_refdata_append_put(redisContext *rc, const char *key, int64_t version,
+                           const char *data, size_t len, int ttl_s)
+{
+        append_put(rc, key, version, data, len, ttl_s);
+}
+
 po_err_t po_refdata_put(redisContext *rc, const char *key, int64_t version,
                         const char *data, size_t len, int ttl_s, char *errstr,
                         size_t errstr_size)
@@ -358,7 +364,12 @@ po_err_t po_refdata_fetch(redisContext *rc, PGconn *pg, po_arena_t *arena,
                 PQclear(res);
                 res = NULL;
         }
-        /* Cache fills are best effort: the answer stands either way. */
+out:
+        /* Cache fills are best effort: the answer stands either way. But the
+         * fills appended before a failure (PostgreSQL went away between two
+         * queries) still owe their replies: read them, or the next command on
+         * this connection would read theirs and every later one be off by
+         * one. */
         while (pending) {
                 redisReply *r = NULL;
 
@@ -367,7 +378,6 @@ po_err_t po_refdata_fetch(redisContext *rc, PGconn *pg, po_arena_t *arena,
                 freeReplyObject(r);
                 pending--;
         }
-out:
         PQclear(res);
         po_dynbuf_release(&arr);
         free(miss);

@@ -245,7 +245,8 @@ static pid_t start_intake(const topics_t *t, int port)
         snprintf(path, sizeof(path), "%s/intake-normalizer", getenv("PROMO_BIN_DIR"));
         snprintf(port_s, sizeof(port_s), "%d", port);
         pid = fork();
-        ck_assert_int_ge(pid, 0);
+        if (pid < 0) /* no Check call in a child: CK_FORK=no shares its messages */
+                ck_abort_msg("fork failed");
         if (pid == 0) {
                 setenv("PROMO_INTAKE_INPUT", t->in, 1);
                 setenv("PROMO_INTAKE_OUTPUT", t->out, 1);
@@ -319,7 +320,8 @@ static int run_tool(const char *tool, const char *const *args, char *out, size_t
         argv[i + 1] = NULL;
         ck_assert_int_eq(pipe(fds), 0);
         pid = fork();
-        ck_assert_int_ge(pid, 0);
+        if (pid < 0) /* no Check call in a child: CK_FORK=no shares its messages */
+                ck_abort_msg("fork failed");
         if (pid == 0) {
                 dup2(fds[1], 1);
                 close(fds[0]);

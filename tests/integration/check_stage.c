@@ -87,7 +87,8 @@ static pid_t start_stage(const topics_t *t, const char *delays)
 
         snprintf(path, sizeof(path), "%s/stage-echo", getenv("PROMO_BIN_DIR"));
         pid = fork();
-        ck_assert_int_ge(pid, 0);
+        if (pid < 0) /* no Check call in a child: CK_FORK=no shares its messages */
+                ck_abort_msg("fork failed");
         if (pid == 0) {
                 setenv("PROMO_ECHO_INPUT", t->in, 1);
                 setenv("PROMO_ECHO_OUTPUT", t->out, 1);

@@ -100,16 +100,30 @@ void it_delete_topics(const char *brokers, const char *const *names, size_t n)
 
 int it_free_port(void)
 {
-        struct sockaddr_in a = {.sin_family = AF_INET};
-        socklen_t len = sizeof(a);
-        int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+        /* Below the kernel's ephemeral range (32768..60999 by default): a
+         * port bind(0) handed out could be taken by any outgoing connection
+         * (a Kafka client's) between this check and the service's listen. */
+        static unsigned seed;
+        int tries;
 
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-        ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-        port = ntohs(a.sin_port);
-        close(fd);
-        return port;
+        if (!seed)
+                seed = (unsigned)getpid() * 2654435761u ^ (unsigned)it_mono_ms();
+        for (tries = 0; tries < 1000; tries++) {
+                struct sockaddr_in a = {.sin_family = AF_INET};
+                int fd = socket(AF_INET, SOCK_STREAM, 0), port, ok;
+
+                seed = seed * 1103515245u + 12345u;
+                port = 20000 + (int)((seed >> 8) % 12000);
+                a.sin_port = htons((uint16_t)port);
+                a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+                ck_assert_int_ge(fd, 0);
+                ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+                close(fd);
+                if (ok)
+                        return port;
+        }
+        ck_abort_msg("no free port in 20000..31999");
+        return -1;
 }
 
 int it_http_get(int port, const char *path, char *out, size_t out_size)

@@ -22,7 +22,8 @@ void it_create_topics(const char *brokers, const char *const *names,
 /* Deletes n topics; best effort (cleanup). */
 void it_delete_topics(const char *brokers, const char *const *names, size_t n);
 
-/* A free TCP port on 127.0.0.1 (bound, then released). */
+/* A free TCP port on 127.0.0.1 in 20000..31999, below the ephemeral range
+ * (bound, then released). */
 int it_free_port(void);
 
 /* GET path on 127.0.0.1:port over HTTP/1.0; the status (-1 when nothing

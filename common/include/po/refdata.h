@@ -30,6 +30,11 @@ po_err_t po_refdata_put(redisContext *rc, const char *key, int64_t version,
                         const char *data, size_t len, int ttl_s, char *errstr,
                         size_t errstr_size);
 
+/* po_refdata_put without waiting for the reply: the caller reads it (one
+ * integer reply) with redisGetReply, in pipeline order. */
+void po_refdata_append_put(redisContext *rc, const char *key, int64_t version,
+                           const char *data, size_t len, int ttl_s);
+
 /* po_refdata_put of n entries in one pipelined round trip (a bulk load):
  * keys[i] gets (versions[i], data[i] of lens[i] bytes), never expiring.
  * Returns PO_OK or PO_ERR_DEPENDENCY (the first error; the connection may

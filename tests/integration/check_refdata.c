@@ -1,0 +1,118 @@
+/* Reference data (common/src/refdata.c) on the real Redis and PostgreSQL:
+ * the paths the pipeline tests only hit by chance. Each run works in a
+ * PostgreSQL schema of its own and on keys of its own. */
+#include <check.h>
+#include <hiredis/hiredis.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "po/config.h"
+#include "po/messages.h"
+#include "po/refdata.h"
+
+#include "it.h"
+
+static po_config_t cfg;
+static char run[32];
+
+static void sql(PGconn *pg, const char *q)
+{
+        PGresult *r = PQexec(pg, q);
+
+        ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK ||
+                          PQresultStatus(r) == PGRES_TUPLES_OK,
+                      "%s: %s", q, PQresultErrorMessage(r));
+        PQclear(r);
+}
+
+/* A code missing from Redis is read from PostgreSQL and its cache fill is
+ * queued; then the customer's lookup fails (PostgreSQL lost between two
+ * queries; here: no customers table in this schema). The fetch fails, and
+ * the Redis connection must still be in step: the next command gets its
+ * own reply, not the cache fill's. */
+START_TEST(failure_after_a_cache_fill_leaves_redis_in_step)
+{
+        char dsn[1024], code[64], cust[64], q[512], errstr[256];
+        const char *codes[1], *tier = NULL;
+        po_codedef_t defs[1];
+        int has_def[1] = {0}, crm_known = 0;
+        po_refdata_stats_t stats = {0};
+        po_arena_t arena;
+        redisContext *rc;
+        redisReply *r;
+        PGconn *pg;
+
+        snprintf(dsn, sizeof(dsn), "%s options=-csearch_path=refdata_%s", cfg.pg_dsn,
+                 run);
+        pg = PQconnectdb(dsn);
+        ck_assert_msg(PQstatus(pg) == CONNECTION_OK, "%s", PQerrorMessage(pg));
+        snprintf(q, sizeof(q), "CREATE SCHEMA refdata_%s", run);
+        sql(pg, q);
+        sql(pg, "CREATE TABLE codes (code text PRIMARY KEY, definition jsonb NOT NULL, "
+                "status text NOT NULL, version bigint NOT NULL)");
+        snprintf(code, sizeof(code), "RD-%s", run);
+        snprintf(cust, sizeof(cust), "rd-cust-%s", run);
+        snprintf(q, sizeof(q),
+                 "INSERT INTO codes VALUES ('%s', '{\"code\": \"%s\", \"status\": "
+                 "\"active\", \"type\": \"percentage\", \"value\": 1000}', 'active', 7)",
+                 code, code);
+        sql(pg, q);
+        rc = redisConnect(cfg.redis_host, cfg.redis_port);
+        ck_assert(rc && !rc->err);
+        r = redisCommand(rc, "DEL promo:code:%s promo:customer:%s", code, cust);
+        freeReplyObject(r);
+
+        codes[0] = code;
+        po_arena_init(&arena, 1 << 20);
+        ck_assert_int_ne(po_refdata_fetch(rc, pg, &arena, codes, 1, defs, has_def, cust,
+                                          &tier, &crm_known, NULL, 0, NULL, NULL, &stats,
+                                          errstr, sizeof(errstr)),
+                         PO_OK);
+        ck_assert_msg(strstr(errstr, "customers") != NULL, "%s", errstr);
+        r = redisCommand(rc, "PING");
+        ck_assert_msg(r && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0,
+                      "PING got a reply of type %d: the connection is out of step",
+                      r ? r->type : -1);
+        freeReplyObject(r);
+        /* ... and the fill itself went through. */
+        r = redisCommand(rc, "HGET promo:code:%s v", code);
+        ck_assert(r && r->type == REDIS_REPLY_STRING);
+        ck_assert_str_eq(r->str, "7");
+        freeReplyObject(r);
+
+        r = redisCommand(rc, "DEL promo:code:%s", code);
+        freeReplyObject(r);
+        redisFree(rc);
+        po_arena_release(&arena);
+        snprintf(q, sizeof(q), "DROP SCHEMA refdata_%s CASCADE", run);
+        sql(pg, q);
+        PQfinish(pg);
+}
+END_TEST
+
+int main(void)
+{
+        Suite *s = suite_create("refdata");
+        TCase *tc = tcase_create("refdata");
+        char err[256];
+        SRunner *sr;
+        int failed;
+
+        if (po_config_load(&cfg, NULL, 0, err, sizeof(err)) != PO_OK) {
+                fprintf(stderr, "check_refdata: %s\n", err);
+                return 1;
+        }
+        snprintf(run, sizeof(run), "%ld_%d", (long)time(NULL) % 100000000, (int)getpid());
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, failure_after_a_cache_fill_leaves_redis_in_step);
+        suite_add_tcase(s, tc);
+        sr = srunner_create(s);
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? 1 : 0;
+}
