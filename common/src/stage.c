@@ -12,6 +12,9 @@
 #include "po/log.h"
 
 #define STAGE_POLL_MS 50
+/* Retriable failures to send a batch's offsets tolerated before the batch
+ * is aborted and consumed again. */
+#define STAGE_TXN_RETRIES 50
 #define STAGE_TXN_TIMEOUT_MS 30000
 #define STAGE_LAG_INTERVAL_MS 5000
 #define STAGE_MAX_PAUSED 256
@@ -620,6 +623,7 @@ static void clear_batch(po_stage_t *st)
 static void rewind_batch(po_stage_t *st)
 {
         rd_kafka_error_t *e;
+        int i, failed = 0;
 
         if (st->batch_start->cnt == 0)
                 return;
@@ -627,6 +631,22 @@ static void rewind_batch(po_stage_t *st)
         if (e) {
                 po_log_error("rewind after abort: %s", rd_kafka_error_string(e));
                 rd_kafka_error_destroy(e);
+                failed = 1;
+        }
+        for (i = 0; i < st->batch_start->cnt; i++)
+                if (st->batch_start->elems[i].err) {
+                        po_log_error("rewind after abort: %s [%d]: %s",
+                                     st->batch_start->elems[i].topic,
+                                     (int)st->batch_start->elems[i].partition,
+                                     rd_kafka_err2str(st->batch_start->elems[i].err));
+                        failed = 1;
+                }
+        /* A partition not rewound would go on after the aborted batch and
+         * skip it: leave instead, and let the restart resume from the
+         * committed offsets. */
+        if (failed) {
+                po_log_error("exiting for a restart, so that no message is skipped");
+                st->fatal = 1;
         }
 }
 
@@ -673,15 +693,44 @@ static int commit_batch(po_stage_t *st)
                 po_service_tick(st->svc, 500);
                 return -1;
         }
+        /* The offsets first: committing the outputs without them would
+         * commit a batch whose input is consumed again (doubles). A
+         * retriable error (the coordinator moving, the broker restarting)
+         * is retried; anything else aborts the batch, which is then consumed
+         * again from the last committed offsets. */
         cgmd = rd_kafka_consumer_group_metadata(st->consumer);
-        e = rd_kafka_send_offsets_to_transaction(st->producer, st->batch_next, cgmd,
-                                                 STAGE_TXN_TIMEOUT_MS);
-        rd_kafka_consumer_group_metadata_destroy(cgmd);
-        for (tries = 0; !e && tries < 1; tries++)
-                e = rd_kafka_commit_transaction(st->producer, STAGE_TXN_TIMEOUT_MS);
-        while (e && rd_kafka_error_is_retriable(e) && tries++ < 5) {
+        for (tries = 0;; tries++) {
+                e = rd_kafka_send_offsets_to_transaction(st->producer, st->batch_next,
+                                                         cgmd, STAGE_TXN_TIMEOUT_MS);
+                if (!e || !rd_kafka_error_is_retriable(e) || !po_service_running() ||
+                    tries >= STAGE_TXN_RETRIES)
+                        break;
+                po_log_warn("send offsets: %s (retrying)", rd_kafka_error_string(e));
                 rd_kafka_error_destroy(e);
+                po_service_tick(st->svc, 200);
+        }
+        rd_kafka_consumer_group_metadata_destroy(cgmd);
+        if (e) {
+                po_log_error("send offsets: %s", rd_kafka_error_string(e));
+                if (rd_kafka_error_is_fatal(e))
+                        st->fatal = 1;
+                rd_kafka_error_destroy(e);
+                if (!st->fatal)
+                        abort_batch(st, "the offsets could not be sent");
+                return -1;
+        }
+        /* Then the commit. Once it was asked for, the outcome may be in doubt
+         * (the coordinator may have written it): a retriable error is retried
+         * with the same call, never turned into an abort, which would consume
+         * the batch again after a commit that took effect. */
+        for (tries = 0;; tries++) {
                 e = rd_kafka_commit_transaction(st->producer, STAGE_TXN_TIMEOUT_MS);
+                if (!e || !rd_kafka_error_is_retriable(e) || !po_service_running())
+                        break;
+                if (tries % 10 == 0)
+                        po_log_warn("commit: %s (retrying)", rd_kafka_error_string(e));
+                rd_kafka_error_destroy(e);
+                po_service_tick(st->svc, 200);
         }
         if (e) {
                 int requires_abort = rd_kafka_error_txn_requires_abort(e);
@@ -690,8 +739,13 @@ static int commit_batch(po_stage_t *st)
                 if (rd_kafka_error_is_fatal(e))
                         st->fatal = 1;
                 rd_kafka_error_destroy(e);
-                if (requires_abort || !st->fatal)
+                if (requires_abort)
                         abort_batch(st, "commit failed");
+                else if (!st->fatal)
+                        /* Retriable but we are stopping: the outcome is in
+                         * doubt, so leave without rewinding; the next owner
+                         * of the partitions starts from what was committed. */
+                        st->fatal = 1;
                 return -1;
         }
         po_metrics_add(st->metrics, "promo_transactions_total",
