@@ -61,6 +61,11 @@ struct po_stage {
         pending_t *pending;
         size_t npending, cap_pending;
         po_dynbuf_t buf;
+        /* Bumped by every rebalance: a group polled across one is dropped. */
+        unsigned rebalances;
+        /* The messages of one poll, and those of them to process. */
+        rd_kafka_message_t *polled[PO_STAGE_GROUP_MAX];
+        rd_kafka_message_t *todo[PO_STAGE_GROUP_MAX];
 };
 
 static long long now_ms(void)
@@ -761,6 +766,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 {
         po_stage_t *st = opaque;
 
+        st->rebalances++;
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 po_log_info("assigned %d partitions", parts->cnt);
                 rd_kafka_assign(rk, parts);
@@ -851,37 +857,96 @@ static void update_lag(po_stage_t *st)
         rd_kafka_topic_partition_list_destroy(assigned);
 }
 
+static int is_paused(const po_stage_t *st, const char *topic, int32_t partition)
+{
+        int i;
+
+        for (i = 0; i < st->npaused; i++)
+                if (st->paused[i].partition == partition &&
+                    strcmp(st->paused[i].topic, topic) == 0)
+                        return 1;
+        return 0;
+}
+
+/* Whether msg is to be processed now. A retry message whose time has not
+ * come pauses its partition (and seeks back to it); the messages of a
+ * paused retry partition polled before the pause wait with it. */
+static int message_due(po_stage_t *st, const rd_kafka_message_t *msg)
+{
+        const char *topic = rd_kafka_topic_name(msg->rkt);
+        rd_kafka_headers_t *h = NULL;
+        int64_t nb;
+
+        if (!is_retry_topic(st, topic))
+                return 1;
+        if (is_paused(st, topic, msg->partition))
+                return 0;
+        rd_kafka_message_headers(msg, &h);
+        nb = hdr_i64(h, PO_HDR_NOT_BEFORE, 0);
+        if (nb > wall_ms()) {
+                pause_until(st, msg, nb);
+                return 0;
+        }
+        return 1;
+}
+
+/* Seeks each partition of msgs back to its first message there, so a group
+ * that could not be processed is consumed again. */
+static void seek_back(po_stage_t *st, rd_kafka_message_t *const *msgs, size_t n)
+{
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
+        rd_kafka_error_t *e;
+        size_t i;
+
+        for (i = 0; i < n; i++) {
+                const char *topic = rd_kafka_topic_name(msgs[i]->rkt);
+
+                if (!rd_kafka_topic_partition_list_find(l, topic, msgs[i]->partition))
+                        rd_kafka_topic_partition_list_add(l, topic, msgs[i]->partition)
+                            ->offset = msgs[i]->offset;
+        }
+        e = rd_kafka_seek_partitions(st->consumer, l, 10000);
+        if (e) {
+                /* Going on would skip the group: leave, and let the restart
+                 * resume from the committed offsets. */
+                po_log_error("seek back: %s; exiting for a restart, so that no "
+                             "message is skipped",
+                             rd_kafka_error_string(e));
+                rd_kafka_error_destroy(e);
+                st->fatal = 1;
+        }
+        rd_kafka_topic_partition_list_destroy(l);
+}
+
+static int begin_txn(po_stage_t *st)
+{
+        rd_kafka_error_t *e;
+
+        if (st->in_txn)
+                return 0;
+        e = rd_kafka_begin_transaction(st->producer);
+        if (e) {
+                po_log_error("begin transaction: %s", rd_kafka_error_string(e));
+                st->fatal = rd_kafka_error_is_fatal(e);
+                rd_kafka_error_destroy(e);
+                return -1;
+        }
+        st->in_txn = 1;
+        st->txn_started_ms = now_ms();
+        return 0;
+}
+
 static void handle_message(po_stage_t *st, rd_kafka_message_t *msg)
 {
         const char *topic = rd_kafka_topic_name(msg->rkt);
         rd_kafka_headers_t *h = NULL;
         po_stage_failure_t fail;
         po_stage_result_t res;
-        rd_kafka_error_t *e;
         char labels[300];
         long long t0;
         int retry = is_retry_topic(st, topic);
 
         rd_kafka_message_headers(msg, &h);
-        if (retry) {
-                int64_t nb = hdr_i64(h, PO_HDR_NOT_BEFORE, 0);
-
-                if (nb > wall_ms()) {
-                        pause_until(st, msg, nb);
-                        return;
-                }
-        }
-        if (!st->in_txn) {
-                e = rd_kafka_begin_transaction(st->producer);
-                if (e) {
-                        po_log_error("begin transaction: %s", rd_kafka_error_string(e));
-                        st->fatal = rd_kafka_error_is_fatal(e);
-                        rd_kafka_error_destroy(e);
-                        return;
-                }
-                st->in_txn = 1;
-                st->txn_started_ms = now_ms();
-        }
         labels_topic(labels, sizeof(labels), "topic", topic);
         po_metrics_add(st->metrics, "promo_messages_in_total",
                        "Messages consumed, by topic.", labels, 1);
@@ -907,11 +972,77 @@ static void handle_message(po_stage_t *st, rd_kafka_message_t *msg)
         st->batch_count++;
 }
 
+/* Takes what the consumer has, up to the room left in the batch: waits up to
+ * STAGE_POLL_MS for the first message, not at all for the others. Returns
+ * the number of messages in st->group (to destroy after use). */
+static size_t poll_group(po_stage_t *st)
+{
+        size_t room = st->conf.batch_max > st->batch_count
+                          ? (size_t)(st->conf.batch_max - st->batch_count)
+                          : 1;
+        size_t n = 0, i;
+        unsigned gen = st->rebalances;
+        rd_kafka_message_t *msg;
+
+        if (room > PO_STAGE_GROUP_MAX)
+                room = PO_STAGE_GROUP_MAX;
+        msg = rd_kafka_consumer_poll(st->consumer, STAGE_POLL_MS);
+        while (msg) {
+                if (st->rebalances != gen) {
+                        /* Polled before a rebalance: the partitions' owner
+                         * (maybe us again) consumes them from the committed
+                         * offsets. */
+                        for (i = 0; i < n; i++)
+                                rd_kafka_message_destroy(st->polled[i]);
+                        n = 0;
+                        gen = st->rebalances;
+                }
+                if (msg->err) {
+                        if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                                po_log_warn("consumer: %s", rd_kafka_message_errstr(msg));
+                        rd_kafka_message_destroy(msg);
+                } else {
+                        st->polled[n++] = msg;
+                }
+                if (n == room)
+                        break;
+                msg = rd_kafka_consumer_poll(st->consumer, 0);
+        }
+        if (st->rebalances != gen) {
+                for (i = 0; i < n; i++)
+                        rd_kafka_message_destroy(st->polled[i]);
+                n = 0;
+        }
+        return n;
+}
+
+/* Processes a group: the messages that are due, prepared together, then one
+ * by one, in the open transaction. */
+static void handle_group(po_stage_t *st, size_t n)
+{
+        size_t i, k = 0;
+
+        for (i = 0; i < n; i++)
+                if (message_due(st, st->polled[i]))
+                        st->todo[k++] = st->polled[i];
+        if (k == 0)
+                return;
+        if (begin_txn(st)) {
+                if (!st->fatal)
+                        seek_back(st, st->todo, k);
+                return;
+        }
+        if (st->conf.prepare)
+                st->conf.prepare(st, st->todo, k, st->conf.opaque);
+        for (i = 0; i < k; i++)
+                handle_message(st, st->todo[i]);
+}
+
 int po_stage_run(po_stage_t *st)
 {
         rd_kafka_error_t *e;
         char errstr[512];
-        rd_kafka_message_t *msg;
+        size_t n, i;
         int backoff = 0;
 
         /* The broker may still be starting: keep trying while running. */
@@ -941,17 +1072,11 @@ int po_stage_run(po_stage_t *st)
                         st->conf.idle(st, st->conf.opaque);
                 resume_due(st);
                 rd_kafka_poll(st->producer, 0);
-                msg = rd_kafka_consumer_poll(st->consumer, STAGE_POLL_MS);
-                if (msg) {
-                        if (msg->err) {
-                                if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                                        po_log_warn("consumer: %s",
-                                                    rd_kafka_message_errstr(msg));
-                        } else {
-                                handle_message(st, msg);
-                        }
-                        rd_kafka_message_destroy(msg);
-                }
+                n = poll_group(st);
+                if (n)
+                        handle_group(st, n);
+                for (i = 0; i < n; i++)
+                        rd_kafka_message_destroy(st->polled[i]);
                 if (st->in_txn && (st->batch_count >= st->conf.batch_max ||
                                    now_ms() - st->txn_started_ms >= st->conf.batch_ms))
                         commit_batch(st);

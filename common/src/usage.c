@@ -376,19 +376,32 @@ static redisReply *eval(redisContext *rc, const char *script, const po_usage_t *
         return redisCommandArgv(rc, (int)n, argv, NULL);
 }
 
-po_err_t po_usage_read(po_usage_t *u, redisContext *rc, const char *order_id,
-                       const char *customer, const char *const *codes, size_t n,
-                       int64_t *total, int64_t *by_customer, char *errstr,
-                       size_t errstr_size)
+int po_usage_read_append(const po_usage_t *u, redisContext *rc, const char *order_id,
+                         const char *customer, const char *const *codes, size_t n)
 {
-        redisReply *r;
+        const char *argv[MAX_ARGS];
+        size_t k = 0, i;
+
+        if (n > 64)
+                return -1;
+        argv[k++] = "EVAL";
+        argv[k++] = read_lua;
+        argv[k++] = "1";
+        argv[k++] = KEY_READY;
+        argv[k++] = u->marker;
+        argv[k++] = order_id;
+        argv[k++] = customer ? customer : "";
+        for (i = 0; i < n; i++)
+                argv[k++] = codes[i];
+        return redisAppendCommandArgv(rc, (int)k, argv, NULL) == REDIS_OK ? 0 : -1;
+}
+
+/* Interprets the reply of read_lua for n codes; takes r. */
+static po_err_t read_reply(redisContext *rc, redisReply *r, size_t n, int64_t *total,
+                           int64_t *by_customer, char *errstr, size_t errstr_size)
+{
         size_t i;
 
-        if (n > 64) {
-                snprintf(errstr, errstr_size, "too many codes");
-                return PO_ERR_INVALID_ARG;
-        }
-        r = eval(rc, read_lua, u, order_id, customer, NULL, codes, n);
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
             r->element[0]->type != REDIS_REPLY_INTEGER)
                 return redis_fail(rc, r, errstr, errstr_size);
@@ -405,6 +418,29 @@ po_err_t po_usage_read(po_usage_t *u, redisContext *rc, const char *order_id,
         }
         freeReplyObject(r);
         return PO_OK;
+}
+
+po_err_t po_usage_read_reply(redisContext *rc, size_t n, int64_t *total,
+                             int64_t *by_customer, char *errstr, size_t errstr_size)
+{
+        redisReply *r = NULL;
+
+        if (redisGetReply(rc, (void **)&r) != REDIS_OK)
+                return redis_fail(rc, NULL, errstr, errstr_size);
+        return read_reply(rc, r, n, total, by_customer, errstr, errstr_size);
+}
+
+po_err_t po_usage_read(po_usage_t *u, redisContext *rc, const char *order_id,
+                       const char *customer, const char *const *codes, size_t n,
+                       int64_t *total, int64_t *by_customer, char *errstr,
+                       size_t errstr_size)
+{
+        if (n > 64) {
+                snprintf(errstr, errstr_size, "too many codes");
+                return PO_ERR_INVALID_ARG;
+        }
+        return read_reply(rc, eval(rc, read_lua, u, order_id, customer, NULL, codes, n),
+                          n, total, by_customer, errstr, errstr_size);
 }
 
 po_err_t po_usage_reserve(po_usage_t *u, redisContext *rc, const char *order_id,

@@ -21,6 +21,15 @@
 #define INTAKE_ARENA_LIMIT (8u << 20)
 #define DEDUPE_TTL_S (30 * 24 * 3600)
 
+/* A raw message of the group being processed, normalized by prepare, with
+ * the answer of its claim (pipelined with the group's other claims). */
+typedef struct intake_slot {
+        const rd_kafka_message_t *msg;
+        po_order_t order;
+        int normalized; /* order holds the result until process takes it */
+        int claim;      /* as claim(); -1 also when prepare could not claim */
+} intake_slot_t;
+
 typedef struct intake {
         po_service_t *svc;
         po_avro_t *avro;
@@ -29,6 +38,8 @@ typedef struct intake {
         po_dynbuf_t out;
         const char *output_topic;
         const char *duplicates_topic;
+        intake_slot_t *slots;
+        size_t nslots, cap_slots, next_slot;
 } intake_t;
 
 static int64_t now_us(void)
@@ -72,34 +83,38 @@ static int redis_ok(intake_t *in)
         return 1;
 }
 
-/* Claims order_id for this raw message. Returns 1 when the order is new (or
- * this very message claimed it before: a redelivery after an abort), 0 for a
- * duplicate from another raw message, -1 when Redis is unreachable. */
-static int claim(intake_t *in, const char *order_id, const rd_kafka_message_t *msg)
+/* The claim's owner: the position the message was first consumed from. A
+ * message retried through orders.raw.retry.N carries that position, so a
+ * retry after a claim is not mistaken for a duplicate of itself. */
+static void owner_of(const rd_kafka_message_t *msg, char *owner, size_t size)
 {
-        char owner[320];
-        redisReply *r;
-        int res = -1;
-
-        if (!redis_ok(in))
-                return -1;
         char st[256], sp[16], so[24];
 
-        /* A message retried through orders.raw.retry.N carries where it was
-         * first consumed: the owner is that position, so a retry after a
-         * claim is not mistaken for a duplicate of itself. */
         if (header(msg, PO_HDR_SOURCE_TOPIC, st, sizeof(st)) &&
             header(msg, PO_HDR_SOURCE_PARTITION, sp, sizeof(sp)) &&
             header(msg, PO_HDR_SOURCE_OFFSET, so, sizeof(so)))
-                snprintf(owner, sizeof(owner), "%s/%s/%s", st, sp, so);
+                snprintf(owner, size, "%s/%s/%s", st, sp, so);
         else
-                snprintf(owner, sizeof(owner), "%s/%d/%lld",
-                         rd_kafka_topic_name(msg->rkt), msg->partition,
-                         (long long)msg->offset);
-        /* SET NX, or return the current owner: one round trip. */
-        r = redisCommand(in->redis, "SET promo:intake:seen:%s %s NX GET EX %d", order_id,
-                         owner, DEDUPE_TTL_S);
-        if (!r)
+                snprintf(owner, size, "%s/%d/%lld", rd_kafka_topic_name(msg->rkt),
+                         msg->partition, (long long)msg->offset);
+}
+
+/* Queues the claim of order_id (SET NX, or return the current owner). */
+static int claim_append(intake_t *in, const char *order_id, const char *owner)
+{
+        return redisAppendCommand(in->redis, "SET promo:intake:seen:%s %s NX GET EX %d",
+                                  order_id, owner, DEDUPE_TTL_S) == REDIS_OK
+                   ? 0
+                   : -1;
+}
+
+/* Reads a claim's reply: as claim(). */
+static int claim_reply(intake_t *in, const char *owner)
+{
+        redisReply *r = NULL;
+        int res = -1;
+
+        if (redisGetReply(in->redis, (void **)&r) != REDIS_OK || !r)
                 return -1;
         if (r->type == REDIS_REPLY_NIL)
                 res = 1;
@@ -107,6 +122,21 @@ static int claim(intake_t *in, const char *order_id, const rd_kafka_message_t *m
                 res = strcmp(r->str, owner) == 0;
         freeReplyObject(r);
         return res;
+}
+
+/* Claims order_id for this raw message. Returns 1 when the order is new (or
+ * this very message claimed it before: a redelivery after an abort), 0 for a
+ * duplicate from another raw message, -1 when Redis is unreachable. */
+static int claim(intake_t *in, const char *order_id, const rd_kafka_message_t *msg)
+{
+        char owner[320];
+
+        if (!redis_ok(in))
+                return -1;
+        owner_of(msg, owner, sizeof(owner));
+        if (claim_append(in, order_id, owner))
+                return -1;
+        return claim_reply(in, owner);
 }
 
 /* Operators fix the costliest failures first: the order's value in major
@@ -145,37 +175,133 @@ static po_stage_result_t reject(po_stage_failure_t *fail, const po_channel_rejec
         return PO_STAGE_PERMANENT;
 }
 
-static po_stage_result_t process(po_stage_t *st, const rd_kafka_message_t *msg,
-                                 po_stage_failure_t *fail, void *opaque)
+/* The raw message as a canonical order in *o (initialised by the caller);
+ * PO_STAGE_PERMANENT with *fail filled when it is rejected. */
+static po_stage_result_t normalize(intake_t *in, const rd_kafka_message_t *msg,
+                                   po_order_t *o, po_stage_failure_t *fail)
 {
-        intake_t *in = opaque;
-        char chbuf[64], acbuf[128], err[256];
+        char chbuf[64], acbuf[128];
         const char *channel = header(msg, "channel", chbuf, sizeof(chbuf));
         const char *account = header(msg, "account", acbuf, sizeof(acbuf));
         po_channel_ctx_t ctx;
         po_channel_reject_t rej;
-        po_stage_result_t res = PO_STAGE_OK;
-        po_order_t o;
-        int c;
 
-        po_order_init(&o, INTAKE_ARENA_LIMIT);
         if (!channel) {
                 po_channel_reject(&rej, "MISSING_CHANNEL", "header channel",
                                   "the raw order has no channel header");
-                res = reject(fail, &rej, &o);
-                goto out;
+                return reject(fail, &rej, o);
         }
         ctx.channel = channel;
         ctx.account = account ? account : "";
         ctx.received_at_us = now_us();
         ctx.profile = po_profiles_lookup(in->profiles, channel, ctx.account);
-        if (po_channel_normalize(&ctx, msg->payload, msg->len, &o, &rej)) {
+        if (po_channel_normalize(&ctx, msg->payload, msg->len, o, &rej)) {
                 if (!rej.reason[0])
                         po_channel_reject(&rej, "INTERNAL", "", "out of memory");
-                res = reject(fail, &rej, &o);
-                goto out;
+                return reject(fail, &rej, o);
         }
-        c = claim(in, o.order_id, msg);
+        return PO_STAGE_OK;
+}
+
+static void group_reset(intake_t *in)
+{
+        size_t i;
+
+        for (i = 0; i < in->nslots; i++)
+                if (in->slots[i].normalized)
+                        po_order_release(&in->slots[i].order);
+        in->nslots = 0;
+        in->next_slot = 0;
+}
+
+/* The stage's prepare hook: normalizes the group's raw orders and claims
+ * them all in one pipelined Redis round trip, in the group's order (so a
+ * duplicate within the group is told apart as one after the other would
+ * be). Best effort: process claims on its own what is not claimed here. */
+static void prepare(po_stage_t *st, rd_kafka_message_t *const *msgs, size_t n,
+                    void *opaque)
+{
+        intake_t *in = opaque;
+        char owner[320];
+        size_t i;
+        int ok;
+
+        (void)st;
+        group_reset(in);
+        if (n > in->cap_slots) {
+                intake_slot_t *s = realloc(in->slots, n * sizeof(*s));
+
+                if (!s)
+                        return;
+                in->slots = s;
+                in->cap_slots = n;
+        }
+        ok = redis_ok(in);
+        for (i = 0; i < n; i++) {
+                intake_slot_t *s = &in->slots[in->nslots++];
+                po_stage_failure_t fail;
+
+                memset(s, 0, sizeof(*s));
+                s->msg = msgs[i];
+                s->claim = -1;
+                po_order_init(&s->order, INTAKE_ARENA_LIMIT);
+                if (normalize(in, msgs[i], &s->order, &fail) != PO_STAGE_OK) {
+                        /* process normalizes it again and routes it */
+                        po_order_release(&s->order);
+                        continue;
+                }
+                s->normalized = 1;
+                if (ok) {
+                        owner_of(msgs[i], owner, sizeof(owner));
+                        s->claim = claim_append(in, s->order.order_id, owner) ? -1 : 2;
+                }
+        }
+        for (i = 0; i < in->nslots; i++) {
+                intake_slot_t *s = &in->slots[i];
+
+                if (s->claim != 2)
+                        continue;
+                owner_of(s->msg, owner, sizeof(owner));
+                s->claim = claim_reply(in, owner);
+        }
+}
+
+/* The prefetch of msg, or NULL. */
+static intake_slot_t *group_take(intake_t *in, const rd_kafka_message_t *msg)
+{
+        size_t i;
+
+        for (i = in->next_slot; i < in->nslots; i++)
+                if (in->slots[i].msg == msg) {
+                        in->next_slot = i + 1;
+                        return &in->slots[i];
+                }
+        return NULL;
+}
+
+static po_stage_result_t process(po_stage_t *st, const rd_kafka_message_t *msg,
+                                 po_stage_failure_t *fail, void *opaque)
+{
+        intake_t *in = opaque;
+        char err[256];
+        intake_slot_t *slot = group_take(in, msg);
+        po_channel_reject_t rej;
+        po_stage_result_t res = PO_STAGE_OK;
+        po_order_t o;
+        int c = -1;
+
+        if (slot && slot->normalized) {
+                o = slot->order; /* ours now: released below */
+                slot->normalized = 0;
+                c = slot->claim;
+        } else {
+                po_order_init(&o, INTAKE_ARENA_LIMIT);
+                res = normalize(in, msg, &o, fail);
+                if (res != PO_STAGE_OK)
+                        goto out;
+        }
+        if (c < 0)
+                c = claim(in, o.order_id, msg);
         if (c < 0) {
                 snprintf(fail->reason, sizeof(fail->reason), "REDIS_DOWN");
                 snprintf(fail->error, sizeof(fail->error), "dedupe store unreachable: %s",
@@ -267,6 +393,7 @@ int main(int argc, char **argv)
         conf.dlq_topic =
             getenv("PROMO_INTAKE_DLQ") ? getenv("PROMO_INTAKE_DLQ") : "intake.dlq";
         conf.process = process;
+        conf.prepare = prepare;
         conf.opaque = &in;
         st = po_stage_new(in.svc, &conf, errstr, sizeof(errstr));
         if (!st) {
@@ -277,6 +404,8 @@ int main(int argc, char **argv)
         status = po_stage_run(st);
 out:
         po_stage_destroy(st);
+        group_reset(&in);
+        free(in.slots);
         if (in.redis)
                 redisFree(in.redis);
         po_avro_destroy(in.avro);

@@ -31,6 +31,7 @@
 #include "po/order_avro.h"
 #include "po/pg.h"
 #include "po/pricing.h"
+#include "po/refbatch.h"
 #include "po/refdata.h"
 #include "po/stage.h"
 #include "po/usage.h"
@@ -39,6 +40,18 @@
 #define MAX_REPRICE 6
 #define REFDATA_POLL_MAX 500
 #define DEP_WAIT_MS 3000
+
+/* An order of the group being processed, decoded by prepare, with the
+ * usage counts of its codes read in the same pipeline. */
+typedef struct group_slot {
+        const rd_kafka_message_t *msg;
+        po_order_t order;
+        int decoded;  /* order holds the decoded message until process takes it */
+        int usage_ok; /* total / bycust of codes, read under group_marker */
+        const char *codes[PO_PRICING_MAX_CODES];
+        size_t ncodes;
+        int64_t total[PO_PRICING_MAX_CODES], bycust[PO_PRICING_MAX_CODES];
+} group_slot_t;
 
 typedef struct redemption {
         char *order_id, *code, *customer, *reservation;
@@ -67,6 +80,11 @@ typedef struct validator {
         rd_kafka_t *ref;
         const char *topic_codes, *topic_customers, *topic_stock;
         uint64_t ref_applied;
+        /* The group of the stage's last poll (prepare). */
+        group_slot_t *slots;
+        size_t nslots, cap_slots, next_slot;
+        char group_marker[96];
+        po_refbatch_t refs;
 } validator_t;
 
 static int64_t now_us(void)
@@ -511,20 +529,124 @@ static po_stage_result_t permanent(po_stage_failure_t *fail, const char *reason,
         return PO_STAGE_PERMANENT;
 }
 
-/* One attempt at validating o; PO_ERR_DEPENDENCY / TIMEOUT are retried. */
-static po_err_t validate(validator_t *v, po_validated_t *vo, char *errstr, size_t size,
-                         int *bad_input)
+/* The valid, unique normalized codes of o (in o's arena). */
+static po_err_t order_codes(po_order_t *o, const char **codes, size_t *ncodes)
+{
+        char norm[PO_PRICING_CODE_MAX + 2];
+        size_t i, j, n = 0;
+
+        for (i = 0; i < o->code_count && i < PO_PRICING_MAX_CODES; i++) {
+                size_t len = po_code_normalize(o->codes[i], strlen(o->codes[i]), norm,
+                                               sizeof(norm));
+
+                if (len > PO_PRICING_CODE_MAX || !po_code_is_valid(norm, len))
+                        continue;
+                for (j = 0; j < n; j++)
+                        if (strcmp(codes[j], norm) == 0)
+                                break;
+                if (j == n) {
+                        codes[n] = po_arena_strndup(&o->arena, norm, len);
+                        if (!codes[n])
+                                return PO_ERR_NOMEM;
+                        n++;
+                }
+        }
+        *ncodes = n;
+        return PO_OK;
+}
+
+/* The order's reference data from the group's prefetch: 1 when every entry
+ * it needs was resolved there (ents[i] = the code entries), else 0. */
+static int cached_refdata(validator_t *v, const char *const *codes, size_t ncodes,
+                          po_codedef_t *defs, int *has_def, po_refentry_t **ents,
+                          const char *customer, const char **tier, int *crm_known,
+                          const char *const *skus, size_t nskus, int64_t *stock,
+                          int *has_stock)
+{
+        po_refentry_t *e;
+        size_t i;
+
+        if (v->nslots == 0)
+                return 0;
+        for (i = 0; i < ncodes; i++) {
+                e = po_refbatch_find(&v->refs, PO_REF_CODE, codes[i]);
+                if (!e || !e->resolved)
+                        return 0;
+                ents[i] = e;
+        }
+        if (customer) {
+                e = po_refbatch_find(&v->refs, PO_REF_CUSTOMER, customer);
+                if (!e || !e->resolved)
+                        return 0;
+                *crm_known = e->has;
+                *tier = e->tier;
+        }
+        for (i = 0; i < nskus; i++) {
+                e = skus[i] ? po_refbatch_find(&v->refs, PO_REF_SKU, skus[i]) : NULL;
+                if (!e || !e->resolved)
+                        return 0;
+                has_stock[i] = e->has;
+                stock[i] = e->has ? e->stock : 0;
+        }
+        for (i = 0; i < ncodes; i++) {
+                has_def[i] = ents[i]->has;
+                if (has_def[i])
+                        defs[i] = ents[i]->def;
+        }
+        return 1;
+}
+
+/* The group's usage counts of the order's codes, when prepare read them
+ * under the marker still in force. */
+static int cached_usage(const validator_t *v, const group_slot_t *slot,
+                        const po_code_def_t *cdefs, size_t nd, int64_t *total,
+                        int64_t *bycust)
+{
+        size_t i, k;
+
+        if (!slot || !slot->usage_ok || !v->usage.marker[0] ||
+            strcmp(v->group_marker, v->usage.marker) != 0)
+                return 0;
+        for (i = 0; i < nd; i++) {
+                for (k = 0; k < slot->ncodes; k++)
+                        if (strcmp(slot->codes[k], cdefs[i].code) == 0)
+                                break;
+                if (k == slot->ncodes)
+                        return 0;
+                total[i] = slot->total[k];
+                bycust[i] = slot->bycust[k];
+        }
+        return 1;
+}
+
+/* A definition's fingerprint, computed once per group for cached ones. */
+static int fingerprint(validator_t *v, const po_codedef_t *def, po_refentry_t *e,
+                       int64_t *fp)
+{
+        if (!e)
+                return po_codedef_fingerprint(v->avro, def, fp) == PO_OK;
+        if (e->fp_state == 0)
+                e->fp_state =
+                    po_codedef_fingerprint(v->avro, &e->def, &e->fp) == PO_OK ? 1 : -1;
+        *fp = e->fp;
+        return e->fp_state == 1;
+}
+
+/* One attempt at validating o; PO_ERR_DEPENDENCY / TIMEOUT are retried.
+ * slot: the order's prefetch by prepare, or NULL. */
+static po_err_t validate(validator_t *v, po_validated_t *vo, group_slot_t *slot,
+                         char *errstr, size_t size, int *bad_input)
 {
         po_order_t *o = &vo->order;
         const char *codes[PO_PRICING_MAX_CODES];
         po_codedef_t defs[PO_PRICING_MAX_CODES];
+        po_refentry_t *ents[PO_PRICING_MAX_CODES];
         po_code_def_t cdefs[PO_PRICING_MAX_CODES];
         int has_def[PO_PRICING_MAX_CODES], crm_known = 0, *has_stock;
         int64_t total[PO_PRICING_MAX_CODES], bycust[PO_PRICING_MAX_CODES], *stock;
         const char *tier = NULL, *customer = o->has_customer ? o->customer_id : NULL;
         const char **skus;
-        char norm[PO_PRICING_CODE_MAX + 2];
-        size_t ncodes = 0, nd = 0, i, j;
+        size_t ncodes = 0, nd = 0, i;
         po_pricing_result_t res;
         po_err_t err;
         int round;
@@ -537,22 +659,9 @@ static po_err_t validate(validator_t *v, po_validated_t *vo, char *errstr, size_
                 return PO_ERR_BAD_INPUT;
         }
         /* The valid, unique normalized codes to look up. */
-        for (i = 0; i < o->code_count; i++) {
-                size_t n = po_code_normalize(o->codes[i], strlen(o->codes[i]), norm,
-                                             sizeof(norm));
-
-                if (n > PO_PRICING_CODE_MAX || !po_code_is_valid(norm, n))
-                        continue;
-                for (j = 0; j < ncodes; j++)
-                        if (strcmp(codes[j], norm) == 0)
-                                break;
-                if (j == ncodes) {
-                        codes[ncodes] = po_arena_strndup(&o->arena, norm, n);
-                        if (!codes[ncodes])
-                                return PO_ERR_NOMEM;
-                        ncodes++;
-                }
-        }
+        err = order_codes(o, codes, &ncodes);
+        if (err)
+                return err;
         skus = po_arena_alloc(&o->arena, o->line_count * sizeof(*skus));
         stock = po_arena_alloc(&o->arena, o->line_count * sizeof(*stock));
         has_stock = po_arena_alloc(&o->arena, o->line_count * sizeof(*has_stock));
@@ -563,9 +672,17 @@ static po_err_t validate(validator_t *v, po_validated_t *vo, char *errstr, size_
         for (i = 0; i < o->line_count; i++)
                 skus[i] = o->lines[i].sku;
         memset(has_def, 0, sizeof(has_def));
-        err = po_refdata_fetch(v->rc, v->pg, &o->arena, codes, ncodes, defs, has_def,
-                               customer, &tier, &crm_known, skus, o->line_count, stock,
-                               has_stock, &v->stats, errstr, size);
+        memset(ents, 0, sizeof(ents));
+        if (cached_refdata(v, codes, ncodes, defs, has_def, ents, customer, &tier,
+                           &crm_known, skus, o->line_count, stock, has_stock))
+                err = PO_OK;
+        else {
+                memset(ents, 0, sizeof(ents));
+                err = po_refdata_fetch(v->rc, v->pg, &o->arena, codes, ncodes, defs,
+                                       has_def, customer, &tier, &crm_known, skus,
+                                       o->line_count, stock, has_stock, &v->stats, errstr,
+                                       size);
+        }
         if (err == PO_ERR_BAD_INPUT) {
                 /* A definition in PostgreSQL that does not parse: the admin
                  * must fix it; this order waits in the retry topics. */
@@ -599,8 +716,15 @@ static po_err_t validate(validator_t *v, po_validated_t *vo, char *errstr, size_
 
                         for (i = 0; i < nd; i++)
                                 dc[i] = cdefs[i].code;
-                        err = po_usage_read(&v->usage, v->rc, o->order_id, customer, dc,
-                                            nd, total, bycust, errstr, size);
+                        /* The prefetched counts may be stale by now: the
+                         * reservation script is the authority, and a refusal
+                         * reads them again (the next round). */
+                        if (round == 0 && cached_usage(v, slot, cdefs, nd, total, bycust))
+                                err = PO_OK;
+                        else
+                                err =
+                                    po_usage_read(&v->usage, v->rc, o->order_id, customer,
+                                                  dc, nd, total, bycust, errstr, size);
                         if (err) {
                                 v->usage.marker[0] = '\0';
                                 return err;
@@ -671,8 +795,7 @@ static po_err_t validate(validator_t *v, po_validated_t *vo, char *errstr, size_
                                 d->has_definition = 1;
                                 d->definition = defs[k];
                                 d->has_fingerprint =
-                                    po_codedef_fingerprint(v->avro, &defs[k],
-                                                           &d->fingerprint) == PO_OK;
+                                    fingerprint(v, &defs[k], ents[k], &d->fingerprint);
                                 d->has_usage = 1;
                         }
                         for (k = 0; k < nd && d->has_usage; k++)
@@ -697,6 +820,133 @@ static po_err_t validate(validator_t *v, po_validated_t *vo, char *errstr, size_
         return PO_ERR_TIMEOUT;
 }
 
+/* ---- the group: prefetch in pipelined round trips ---- */
+
+static void group_reset(validator_t *v)
+{
+        size_t i;
+
+        for (i = 0; i < v->nslots; i++)
+                if (v->slots[i].decoded)
+                        po_order_release(&v->slots[i].order);
+        v->nslots = 0;
+        v->next_slot = 0;
+        v->group_marker[0] = '\0';
+        po_refbatch_clear(&v->refs);
+}
+
+/* The prefetch of msg, or NULL (process then works alone). */
+static group_slot_t *group_take(validator_t *v, const rd_kafka_message_t *msg)
+{
+        size_t i;
+
+        for (i = v->next_slot; i < v->nslots; i++)
+                if (v->slots[i].msg == msg) {
+                        v->next_slot = i + 1;
+                        return &v->slots[i];
+                }
+        return NULL;
+}
+
+/* Decodes the slot's order and adds the keys it needs; 0 when it is to be
+ * fetched, -1 when there is nothing to fetch for it. */
+static int group_add(validator_t *v, group_slot_t *s)
+{
+        po_order_t *o = &s->order;
+        char errstr[256];
+        size_t i;
+        int bad = 0;
+
+        po_order_init(o, ARENA_LIMIT);
+        if (po_order_decode(v->avro, s->msg->payload, s->msg->len, o, errstr,
+                            sizeof(errstr))) {
+                /* process decodes it again and reports why. */
+                po_order_release(o);
+                return -1;
+        }
+        s->decoded = 1;
+        if (o->code_count > PO_PRICING_MAX_CODES || o->line_count == 0 ||
+            order_codes(o, s->codes, &s->ncodes))
+                return -1;
+        for (i = 0; i < s->ncodes; i++)
+                bad |= po_refbatch_add(&v->refs, PO_REF_CODE, s->codes[i]);
+        /* A customer may come without an id (then no lookup, as in
+         * validate). */
+        if (o->has_customer && o->customer_id)
+                bad |= po_refbatch_add(&v->refs, PO_REF_CUSTOMER, o->customer_id);
+        for (i = 0; i < o->line_count; i++)
+                if (o->lines[i].sku)
+                        bad |= po_refbatch_add(&v->refs, PO_REF_SKU, o->lines[i].sku);
+        return bad ? -1 : 0;
+}
+
+/* The stage's prepare hook: decodes the group's orders and reads what they
+ * need in one Redis round trip (definitions, tiers, stock, usage counts),
+ * then the misses in one PostgreSQL query per kind, whose cache fills take
+ * one more Redis round trip. Best effort: what is not found here, process
+ * fetches for its order as before. */
+static void prepare(po_stage_t *st, rd_kafka_message_t *const *msgs, size_t n,
+                    void *opaque)
+{
+        validator_t *v = opaque;
+        char errstr[512];
+        size_t i;
+        int fetch;
+
+        (void)st;
+        group_reset(v);
+        if (n > v->cap_slots) {
+                group_slot_t *s = realloc(v->slots, n * sizeof(*s));
+
+                if (!s)
+                        return;
+                v->slots = s;
+                v->cap_slots = n;
+        }
+        fetch = redis_ok(v, errstr, sizeof(errstr));
+        for (i = 0; i < n; i++) {
+                group_slot_t *s = &v->slots[v->nslots++];
+
+                memset(s, 0, sizeof(*s));
+                s->msg = msgs[i];
+                if (group_add(v, s))
+                        s->ncodes = 0; /* no usage read for it */
+        }
+        if (!fetch)
+                return;
+        po_refbatch_append(&v->refs, v->rc);
+        snprintf(v->group_marker, sizeof(v->group_marker), "%s", v->usage.marker);
+        for (i = 0; v->group_marker[0] && i < v->nslots; i++) {
+                group_slot_t *s = &v->slots[i];
+
+                if (s->ncodes && po_usage_read_append(
+                                     &v->usage, v->rc, s->order.order_id,
+                                     s->order.has_customer ? s->order.customer_id : NULL,
+                                     s->codes, s->ncodes) == 0)
+                        s->usage_ok = 1; /* once its reply is read */
+        }
+        if (po_refbatch_read(&v->refs, v->rc, &v->stats, errstr, sizeof(errstr)))
+                goto broken;
+        for (i = 0; v->group_marker[0] && i < v->nslots; i++) {
+                group_slot_t *s = &v->slots[i];
+
+                if (!s->usage_ok)
+                        continue;
+                s->usage_ok = po_usage_read_reply(v->rc, s->ncodes, s->total, s->bycust,
+                                                  errstr, sizeof(errstr)) == PO_OK;
+                if (!s->usage_ok && v->rc->err)
+                        goto broken;
+        }
+        po_refbatch_fill(&v->refs, v->rc, pg_ok(v, errstr, sizeof(errstr)) ? v->pg : NULL,
+                         &v->stats);
+        return;
+broken:
+        /* process reconnects and fetches for each order on its own. */
+        for (i = 0; i < v->nslots; i++)
+                v->slots[i].usage_ok = 0;
+        po_log_warn("group prefetch: %s", errstr);
+}
+
 static po_stage_result_t process(po_stage_t *st, const rd_kafka_message_t *msg,
                                  po_stage_failure_t *fail, void *opaque)
 {
@@ -705,12 +955,19 @@ static po_stage_result_t process(po_stage_t *st, const rd_kafka_message_t *msg,
         po_validated_t vo;
         po_stage_result_t result = PO_STAGE_OK;
         po_err_t err = PO_OK;
+        group_slot_t *slot = group_take(v, msg);
         int bad = 0, waited = 0;
 
         memset(&vo, 0, sizeof(vo));
-        po_order_init(&vo.order, ARENA_LIMIT);
-        if (po_order_decode(v->avro, msg->payload, msg->len, &vo.order, errstr,
-                            sizeof(errstr))) {
+        if (slot && slot->decoded) {
+                vo.order = slot->order; /* ours now: released below */
+                slot->decoded = 0;
+        } else {
+                po_order_init(&vo.order, ARENA_LIMIT);
+                err = po_order_decode(v->avro, msg->payload, msg->len, &vo.order, errstr,
+                                      sizeof(errstr));
+        }
+        if (err) {
                 result = permanent(fail, "BAD_ORDER", errstr);
                 goto out;
         }
@@ -720,7 +977,7 @@ static po_stage_result_t process(po_stage_t *st, const rd_kafka_message_t *msg,
         for (;;) {
                 err = deps_ready(v, errstr, sizeof(errstr));
                 if (!err)
-                        err = validate(v, &vo, errstr, sizeof(errstr), &bad);
+                        err = validate(v, &vo, slot, errstr, sizeof(errstr), &bad);
                 if (err != PO_ERR_DEPENDENCY && err != PO_ERR_TIMEOUT)
                         break;
                 if (waited >= DEP_WAIT_MS || !po_service_running())
@@ -781,6 +1038,7 @@ int main(int argc, char **argv)
                 return po_service_main(&def, argc, argv);
         memset(&v, 0, sizeof(v));
         po_usage_init(&v.usage);
+        po_refbatch_init(&v.refs);
         po_cart_builder_init(&v.cart);
         po_dynbuf_init(&v.out, 64u << 20);
         for (k = 0; k < 4; k++)
@@ -834,6 +1092,7 @@ int main(int argc, char **argv)
         conf.before_commit = before_commit;
         conf.after_batch = after_batch;
         conf.idle = idle;
+        conf.prepare = prepare;
         conf.opaque = &v;
         st = po_stage_new(v.svc, &conf, errstr, sizeof(errstr));
         if (!st) {
@@ -846,6 +1105,9 @@ out:
         po_stage_destroy(st);
         batch_clear(&v);
         free(v.batch);
+        group_reset(&v);
+        free(v.slots);
+        po_refbatch_release(&v.refs);
         if (v.ref) {
                 rd_kafka_consumer_close(v.ref);
                 rd_kafka_destroy(v.ref);

@@ -79,7 +79,22 @@ typedef struct po_stage_conf {
         /* Called on every turn of the loop (at least every 50 ms), outside
          * any callback: for housekeeping such as reference-data consumers. */
         void (*idle)(po_stage_t *stage, void *opaque);
+        /* Optional. Called with the messages of one consumer poll (up to
+         * PO_STAGE_GROUP_MAX, never more than the batch has room for) right
+         * before process is called for each of them in turn, inside the open
+         * transaction: a stage prefetches here, in pipelined round trips,
+         * what the group needs. Only messages process will see are passed
+         * (a retry message not yet due is not), in the order process will
+         * see them, though process may see fewer (a partition paused
+         * meanwhile). The messages belong to the runner and stay valid until
+         * the last process call of the group returns. Best effort: process
+         * must still be able to do its work when prepare fetched nothing. */
+        void (*prepare)(po_stage_t *stage, rd_kafka_message_t *const *msgs, size_t n,
+                        void *opaque);
 } po_stage_conf_t;
+
+/* Most messages taken from the consumer in one go (one prepare call). */
+#define PO_STAGE_GROUP_MAX 256
 
 /* Creates the consumer and the transactional producer for the service's
  * brokers. Environment overrides: PROMO_STAGE_RETRY_DELAYS_MS ("1000,10000"),

@@ -62,6 +62,15 @@ po_err_t po_usage_read(po_usage_t *u, redisContext *rc, const char *order_id,
                        int64_t *total, int64_t *by_customer, char *errstr,
                        size_t errstr_size);
 
+/* po_usage_read in two halves, to pipeline the reads of many orders:
+ * read_append queues the command on rc (nothing is sent yet; returns 0, -1
+ * when n > 64 or out of memory: nothing queued), read_reply reads its reply,
+ * in pipeline order, and returns as po_usage_read. */
+int po_usage_read_append(const po_usage_t *u, redisContext *rc, const char *order_id,
+                         const char *customer, const char *const *codes, size_t n);
+po_err_t po_usage_read_reply(redisContext *rc, size_t n, int64_t *total,
+                             int64_t *by_customer, char *errstr, size_t errstr_size);
+
 /* Reserves every code for order_id, all or nothing: limit[i] /
  * customer_limit[i] are the code's usage_limit / per_customer_limit, -1 for
  * none. Codes the order already holds are granted again without counting.
