@@ -833,27 +833,56 @@ static void resume_due(po_stage_t *st)
 
 static void update_lag(po_stage_t *st)
 {
-        rd_kafka_topic_partition_list_t *assigned = NULL;
+        rd_kafka_topic_partition_list_t *assigned = NULL, *idle = NULL;
+        rd_kafka_topic_partition_t *c;
         char labels[320];
         int i;
 
         if (rd_kafka_assignment(st->consumer, &assigned) || !assigned)
                 return;
         rd_kafka_position(st->consumer, assigned);
+        /* A partition nothing was consumed from since the assignment has no
+         * position: its lag counts from the group's committed offset (the
+         * whole retained log only when the group never committed there). */
+        for (i = 0; i < assigned->cnt; i++)
+                if (assigned->elems[i].offset < 0) {
+                        if (!idle)
+                                idle = rd_kafka_topic_partition_list_new(assigned->cnt);
+                        rd_kafka_topic_partition_list_add(idle, assigned->elems[i].topic,
+                                                          assigned->elems[i].partition);
+                }
+        if (idle && rd_kafka_committed(st->consumer, idle, 1000)) {
+                rd_kafka_topic_partition_list_destroy(idle);
+                idle = NULL; /* unknown this time: no figure rather than a wrong one */
+        }
         for (i = 0; i < assigned->cnt; i++) {
                 rd_kafka_topic_partition_t *p = &assigned->elems[i];
-                int64_t lo = 0, hi = 0;
+                int64_t lo = 0, hi = 0, from;
 
                 if (rd_kafka_get_watermark_offsets(st->consumer, p->topic, p->partition,
                                                    &lo, &hi) ||
                     hi < 0)
                         continue;
+                if (p->offset >= 0) {
+                        from = p->offset;
+                } else {
+                        c = idle ? rd_kafka_topic_partition_list_find(idle, p->topic,
+                                                                      p->partition)
+                                 : NULL;
+                        if (!c)
+                                continue;
+                        from = c->err || c->offset < 0 ? lo : c->offset;
+                        if (from < lo)
+                                from = lo; /* committed, then deleted by retention */
+                }
                 snprintf(labels, sizeof(labels), "topic=\"%s\",partition=\"%d\"",
                          p->topic, p->partition);
                 po_metrics_set(st->metrics, "promo_consumer_lag",
                                "Messages between the high watermark and this consumer.",
-                               labels, p->offset >= 0 ? hi - p->offset : hi - lo);
+                               labels, hi > from ? hi - from : 0);
         }
+        if (idle)
+                rd_kafka_topic_partition_list_destroy(idle);
         rd_kafka_topic_partition_list_destroy(assigned);
 }
 

@@ -6,6 +6,7 @@
  * for the fields the document marks required. */
 #include <arpa/inet.h>
 #include <check.h>
+#include <sys/prctl.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -282,6 +283,8 @@ static void setup(void)
         if (fx.pid < 0) /* no Check call in a child: CK_FORK=no shares its messages */
                 ck_abort_msg("fork failed");
         if (fx.pid == 0) {
+                /* A test that fails leaves no service behind. */
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
                 setenv("PROMO_ADMIN_HTTP_PORT", port_s, 1);
                 setenv("PROMO_ADMIN_RL_CUSTOMER_MAX", "3", 1);
                 setenv("PROMO_ADMIN_RL_TOKEN_MAX", "20", 1);

@@ -443,6 +443,8 @@ static void start_sink(sink_t *k)
         if (pid < 0) /* no Check call in a child: CK_FORK=no shares its messages */
                 ck_abort_msg("fork failed");
         if (pid == 0) {
+                /* A test that fails leaves no service behind. */
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
                 prctl(PR_SET_PDEATHSIG, SIGKILL);
                 setenv("PROMO_AUDIT_INPUT", k->in, 1);
                 setenv("PROMO_AUDIT_DLQS", k->dlqs, 1);
@@ -1175,6 +1177,8 @@ static pid_t spawn_reconcile(const rec_t *r, const char *extra, const char *file
         if (pid < 0) /* no Check call in a child: CK_FORK=no shares its messages */
                 ck_abort_msg("fork failed");
         if (pid == 0) {
+                /* A test that fails leaves no service behind. */
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
                 prctl(PR_SET_PDEATHSIG, SIGKILL);
                 fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
                 if (fd < 0 || dup2(fd, 1) < 0)

@@ -12,6 +12,7 @@
  * samples it sends, so runs are independent of each other. */
 #include <arpa/inet.h>
 #include <check.h>
+#include <sys/prctl.h>
 #include <hiredis/hiredis.h>
 #include <librdkafka/rdkafka.h>
 #include <netinet/in.h>
@@ -248,6 +249,8 @@ static pid_t start_intake(const topics_t *t, int port)
         if (pid < 0) /* no Check call in a child: CK_FORK=no shares its messages */
                 ck_abort_msg("fork failed");
         if (pid == 0) {
+                /* A test that fails leaves no service behind. */
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
                 setenv("PROMO_INTAKE_INPUT", t->in, 1);
                 setenv("PROMO_INTAKE_OUTPUT", t->out, 1);
                 setenv("PROMO_INTAKE_DLQ", t->dlq, 1);
@@ -323,6 +326,8 @@ static int run_tool(const char *tool, const char *const *args, char *out, size_t
         if (pid < 0) /* no Check call in a child: CK_FORK=no shares its messages */
                 ck_abort_msg("fork failed");
         if (pid == 0) {
+                /* A test that fails leaves no service behind. */
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
                 dup2(fds[1], 1);
                 close(fds[0]);
                 close(fds[1]);

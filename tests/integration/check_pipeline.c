@@ -9,6 +9,7 @@
  * see each other's counters. Expected amounts are computed by hand in the
  * comments from the samples and PRICING_SPEC.md. */
 #include <check.h>
+#include <sys/prctl.h>
 #include <hiredis/hiredis.h>
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
@@ -50,6 +51,8 @@ static void start_svc(int i)
         if (pid < 0) /* no Check call in a child: CK_FORK=no shares its messages */
                 ck_abort_msg("fork failed");
         if (pid == 0) {
+                /* A test that fails leaves no service behind. */
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
                 setenv("PROMO_INSTANCE", inst, 1);
                 setenv("PROMO_INTAKE_HTTP_PORT", port, 1);
                 setenv("PROMO_VALIDATOR_HTTP_PORT", port, 1);

@@ -2,6 +2,7 @@
  * serves Prometheus text on /metrics, and exits 0 promptly on SIGTERM. */
 #include <arpa/inet.h>
 #include <check.h>
+#include <sys/prctl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -39,6 +40,8 @@ START_TEST(service_lifecycle)
         if (pid < 0) /* no Check call in a child: CK_FORK=no shares its messages */
                 ck_abort_msg("fork failed");
         if (pid == 0) {
+                /* A test that fails leaves no service behind. */
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
                 setenv(services[_i].port_env, port_s, 1);
                 execl(path, path, (char *)NULL);
                 _exit(127);

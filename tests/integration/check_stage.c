@@ -5,6 +5,7 @@
  * and double nothing (counted by a read_committed consumer); SIGTERM drains
  * and exits 0. Every test uses topics of its own. */
 #include <check.h>
+#include <sys/prctl.h>
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
 #include <stdio.h>
@@ -80,16 +81,22 @@ static void produce(const char *topic, int partition, const char *fmt, int from,
         rd_kafka_destroy(p);
 }
 
+static int stage_port; /* the stage's health port; 0: none */
+
 static pid_t start_stage(const topics_t *t, const char *delays)
 {
-        char path[512];
+        char path[512], port[16];
         pid_t pid;
+
+        snprintf(port, sizeof(port), "%d", stage_port);
 
         snprintf(path, sizeof(path), "%s/stage-echo", getenv("PROMO_BIN_DIR"));
         pid = fork();
         if (pid < 0) /* no Check call in a child: CK_FORK=no shares its messages */
                 ck_abort_msg("fork failed");
         if (pid == 0) {
+                /* A test that fails leaves no service behind. */
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
                 setenv("PROMO_ECHO_INPUT", t->in, 1);
                 setenv("PROMO_ECHO_OUTPUT", t->out, 1);
                 setenv("PROMO_ECHO_DLQ", t->dlq, 1);
@@ -97,6 +104,7 @@ static pid_t start_stage(const topics_t *t, const char *delays)
                 setenv("PROMO_ECHO_TXID", t->txid, 1);
                 setenv("PROMO_STAGE_RETRY_DELAYS_MS", delays, 1);
                 setenv("PROMO_STAGE_BATCH_MAX", "200", 1);
+                setenv("PROMO_ECHO_HTTP_PORT", port, 1);
                 execl(path, path, (char *)NULL);
                 _exit(127);
         }
@@ -352,6 +360,73 @@ START_TEST(sigterm_drains_cleanly)
 }
 END_TEST
 
+/* The sum of promo_consumer_lag on the stage's /metrics once it has been
+ * published (at least one 5 s interval after the start); -1 until then. */
+static long long lag_sum(void)
+{
+        static char body[65536];
+        long long sum = 0;
+        int seen = 0;
+        char *line;
+
+        if (it_http_get(stage_port, "/metrics", body, sizeof(body)) != 200)
+                return -1;
+        for (line = strtok(body, "\n"); line; line = strtok(NULL, "\n"))
+                if (strncmp(line, "promo_consumer_lag{", 19) == 0) {
+                        sum += atoll(strrchr(line, ' ') + 1);
+                        seen = 1;
+                }
+        return seen ? sum : -1;
+}
+
+static long long settled_lag(void)
+{
+        long long lag = -1;
+        int i;
+
+        for (i = 0; i < 150; i++) { /* up to 15 s */
+                lag = lag_sum();
+                if (lag == 0)
+                        break;
+                it_sleep_ms(100);
+        }
+        return lag;
+}
+
+/* Consumer lag is what is left to consume: 0 once everything is consumed,
+ * and still 0 after a restart with nothing new (a partition with no position
+ * yet counts from the committed offset, not from the start of the log). */
+START_TEST(consumer_lag_counts_from_the_committed_offset)
+{
+        enum { N = 300 };
+        topics_t t;
+        tally_t out;
+        pid_t pid;
+
+        stage_port = it_free_port();
+        make_topics(&t, "lag", 2);
+        produce(t.in, -1, "l%d", 0, N);
+        pid = start_stage(&t, "100,100");
+        tally_init(&out, N);
+        consume_settle(t.out, "l", &out, N, 60000, 2000);
+        ck_assert_int_eq(out.total, N);
+        ck_assert_int_eq(settled_lag(), 0);
+        ck_assert_int_eq(stop_stage(pid, SIGTERM, 15000), 0);
+        /* Restarted with nothing new: no position anywhere. */
+        pid = start_stage(&t, "100,100");
+        it_sleep_ms(6000); /* one lag interval */
+        ck_assert_int_eq(settled_lag(), 0);
+        /* Input that came while it was stopped is consumed: back to 0. */
+        ck_assert_int_eq(stop_stage(pid, SIGTERM, 15000), 0);
+        produce(t.in, 0, "m%d", 0, 40);
+        pid = start_stage(&t, "100,100");
+        ck_assert_int_eq(settled_lag(), 0);
+        ck_assert_int_eq(stop_stage(pid, SIGTERM, 15000), 0);
+        stage_port = 0;
+        tally_release(&out);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("stage");
@@ -375,6 +450,7 @@ int main(void)
                     {"transient", transient_retried_then_succeeds_or_dead_letters},
                     {"kill", sigkill_mid_stream_loses_and_doubles_nothing},
                     {"term", sigterm_drains_cleanly},
+                    {"lag", consumer_lag_counts_from_the_committed_offset},
                 };
                 size_t i;
 
