@@ -57,8 +57,12 @@ if "RECONCILED: every check passes" not in text:
     fail("the reconciliation did not pass")
 t0 = time.time()
 os.write(fd, b"\x03")
-read_until(None, 60)
-done, status = os.waitpid(pid, os.WNOHANG)
+read_until(None, 60)  # returns early once the terminal closes
+done = 0
+while done == 0 and time.time() - t0 < 60:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done == 0:
+        time.sleep(0.1)
 if done == 0:
     fail("Ctrl-C did not stop the demo within 60 s")
 left = subprocess.run(["pgrep", "-f", root + "/build-release/bin/"], capture_output=True, text=True).stdout
