@@ -183,3 +183,12 @@ void po_pg_array_add(po_dynbuf_t *b, const char *v)
         po_dynbuf_add(b, run, (size_t)(p - run));
         po_dynbuf_add(b, "\"", 1);
 }
+
+po_err_t po_pg_fail(PGconn *pg, PGresult *res, char *errstr, size_t errstr_size)
+{
+        snprintf(errstr, errstr_size, "postgres: %s",
+                 res ? PQresultErrorMessage(res) : PQerrorMessage(pg));
+        errstr[strcspn(errstr, "\n")] = '\0';
+        PQclear(res);
+        return PO_ERR_DEPENDENCY;
+}

@@ -9,6 +9,7 @@
 #include "po/dynbuf.h"
 #include "po/log.h"
 #include "po/pg.h"
+#include "po/redis.h"
 
 #define CODE_MISS_TTL_S 30  /* as refdata.c */
 #define OTHER_MISS_TTL_S 60 /* as refdata.c */
@@ -195,11 +196,8 @@ po_err_t po_refbatch_read(po_refbatch_t *b, redisContext *rc, po_refdata_stats_t
         for (i = 0; i < n; i++) {
                 redisReply *r = NULL;
 
-                if (redisGetReply(rc, (void **)&r) != REDIS_OK || !r) {
-                        snprintf(errstr, errstr_size, "redis: %s",
-                                 rc->err ? rc->errstr : "no reply");
-                        return PO_ERR_DEPENDENCY;
-                }
+                if (redisGetReply(rc, (void **)&r) != REDIS_OK || !r)
+                        return po_redis_fail(rc, r, errstr, errstr_size);
                 apply_reply(b, &b->entries[i], r, stats);
                 freeReplyObject(r);
         }

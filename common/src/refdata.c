@@ -8,6 +8,7 @@
 #include "po/dynbuf.h"
 #include "po/log.h"
 #include "po/pg.h"
+#include "po/redis.h"
 
 #define CODE_MISS_TTL_S 30
 #define OTHER_MISS_TTL_S 60
@@ -24,17 +25,6 @@ static const char del_lua[] =
     "local v = redis.call('HGET', KEYS[1], 'v')\n"
     "if v and tonumber(v) > tonumber(ARGV[1]) then return 0 end\n"
     "return redis.call('DEL', KEYS[1])\n";
-
-static po_err_t redis_fail(redisContext *rc, redisReply *r, char *errstr, size_t size)
-{
-        snprintf(errstr, size, "redis: %s",
-                 r && r->type == REDIS_REPLY_ERROR ? r->str
-                 : rc->err                         ? rc->errstr
-                                                   : "unexpected reply");
-        if (r)
-                freeReplyObject(r);
-        return PO_ERR_DEPENDENCY;
-}
 
 static void append_put(redisContext *rc, const char *key, int64_t version,
                        const char *data, size_t len, int ttl_s)
@@ -67,7 +57,7 @@ po_err_t po_refdata_put(redisContext *rc, const char *key, int64_t version,
         append_put(rc, key, version, data, len, ttl_s);
         if (redisGetReply(rc, (void **)&r) != REDIS_OK || !r ||
             r->type != REDIS_REPLY_INTEGER)
-                return redis_fail(rc, r, errstr, errstr_size);
+                return po_redis_fail(rc, r, errstr, errstr_size);
         freeReplyObject(r);
         return PO_OK;
 }
@@ -86,10 +76,10 @@ po_err_t po_refdata_put_many(redisContext *rc, const char *const *keys,
                 redisReply *r = NULL;
 
                 if (redisGetReply(rc, (void **)&r) != REDIS_OK)
-                        return redis_fail(rc, NULL, errstr, errstr_size);
+                        return po_redis_fail(rc, NULL, errstr, errstr_size);
                 if (!r || r->type != REDIS_REPLY_INTEGER) {
                         if (!err)
-                                err = redis_fail(rc, r, errstr, errstr_size);
+                                err = po_redis_fail(rc, r, errstr, errstr_size);
                         else if (r)
                                 freeReplyObject(r);
                         continue;
@@ -106,7 +96,7 @@ po_err_t po_refdata_del(redisContext *rc, const char *key, int64_t version, char
             redisCommand(rc, "EVAL %s 1 %s %lld", del_lua, key, (long long)version);
 
         if (!r || r->type != REDIS_REPLY_INTEGER)
-                return redis_fail(rc, r, errstr, errstr_size);
+                return po_redis_fail(rc, r, errstr, errstr_size);
         freeReplyObject(r);
         return PO_OK;
 }
@@ -121,15 +111,6 @@ static int array_literal(po_dynbuf_t *b, const char *const *items, size_t n)
         for (i = 0; i < n; i++)
                 po_pg_array_add(b, items[i]);
         return po_dynbuf_add(b, "}", 1) ? -1 : 0;
-}
-
-static po_err_t pg_fail(PGconn *pg, PGresult *res, char *errstr, size_t size)
-{
-        snprintf(errstr, size, "postgres: %s",
-                 res ? PQresultErrorMessage(res) : PQerrorMessage(pg));
-        errstr[strcspn(errstr, "\n")] = '\0';
-        PQclear(res);
-        return PO_ERR_DEPENDENCY;
 }
 
 static po_err_t parse_def(const char *json, size_t len, po_arena_t *arena,
@@ -184,14 +165,14 @@ po_err_t po_refdata_fetch(redisContext *rc, PGconn *pg, po_arena_t *arena,
                 redisReply *r = NULL;
 
                 if (redisGetReply(rc, (void **)&r) != REDIS_OK) {
-                        err = redis_fail(rc, NULL, errstr, errstr_size);
+                        err = po_redis_fail(rc, NULL, errstr, errstr_size);
                         goto out; /* the connection is broken: the caller reconnects */
                 }
                 if (r->type == REDIS_REPLY_NIL) {
                         miss[i] = 1;
                 } else if (r->type != REDIS_REPLY_STRING) {
                         if (!err)
-                                err = redis_fail(rc, r, errstr, errstr_size), r = NULL;
+                                err = po_redis_fail(rc, r, errstr, errstr_size), r = NULL;
                 } else if (i < ncodes) {
                         has_def[i] = r->len > 0;
                         if (r->len > 0 && parse_def(r->str, r->len, arena, &defs[i],
@@ -245,7 +226,7 @@ po_err_t po_refdata_fetch(redisContext *rc, PGconn *pg, po_arena_t *arena,
                                    "WHERE code = ANY($1::text[])",
                                    1, NULL, &param, NULL, NULL, 0);
                 if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-                        err = pg_fail(pg, res, errstr, errstr_size);
+                        err = po_pg_fail(pg, res, errstr, errstr_size);
                         res = NULL;
                         goto out;
                 }
@@ -297,7 +278,7 @@ po_err_t po_refdata_fetch(redisContext *rc, PGconn *pg, po_arena_t *arena,
                     " * 1000000)::bigint FROM customers WHERE customer_id = $1",
                     1, NULL, &param, NULL, NULL, 0);
                 if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-                        err = pg_fail(pg, res, errstr, errstr_size);
+                        err = po_pg_fail(pg, res, errstr, errstr_size);
                         res = NULL;
                         goto out;
                 }
@@ -335,7 +316,7 @@ po_err_t po_refdata_fetch(redisContext *rc, PGconn *pg, po_arena_t *arena,
                                    " WHERE sku = ANY($1::text[])",
                                    1, NULL, &param, NULL, NULL, 0);
                 if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-                        err = pg_fail(pg, res, errstr, errstr_size);
+                        err = po_pg_fail(pg, res, errstr, errstr_size);
                         res = NULL;
                         goto out;
                 }

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include "po/log.h"
+#include "po/redis.h"
+#include "po/pg.h"
 
 #define KEY_READY "promo:usage:ready"
 #define KEY_REBUILDING "promo:usage:rebuilding"
@@ -68,17 +70,6 @@ static const char reserve_lua[] =
 void po_usage_init(po_usage_t *u)
 {
         memset(u, 0, sizeof(*u));
-}
-
-static po_err_t redis_fail(redisContext *rc, redisReply *r, char *errstr, size_t size)
-{
-        snprintf(errstr, size, "redis: %s",
-                 r && r->type == REDIS_REPLY_ERROR ? r->str
-                 : rc->err                         ? rc->errstr
-                                                   : "unexpected reply");
-        if (r)
-                freeReplyObject(r);
-        return PO_ERR_DEPENDENCY;
 }
 
 static int run_id(redisContext *rc, char *out, size_t size)
@@ -158,7 +149,7 @@ static po_err_t unlink_all(redisContext *rc, const char *pattern, char *errstr,
                 r = redisCommand(rc, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
                 if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
                     r->element[0]->type != REDIS_REPLY_STRING)
-                        return redis_fail(rc, r, errstr, size);
+                        return po_redis_fail(rc, r, errstr, size);
                 snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
                 for (i = 0; i < r->element[1]->elements; i++)
                         redisAppendCommand(rc, "UNLINK %s",
@@ -168,7 +159,7 @@ static po_err_t unlink_all(redisContext *rc, const char *pattern, char *errstr,
 
                         if (redisGetReply(rc, (void **)&d) != REDIS_OK) {
                                 freeReplyObject(r);
-                                return redis_fail(rc, NULL, errstr, size);
+                                return po_redis_fail(rc, NULL, errstr, size);
                         }
                         freeReplyObject(d);
                 }
@@ -177,14 +168,13 @@ static po_err_t unlink_all(redisContext *rc, const char *pattern, char *errstr,
         return PO_OK;
 }
 
+/* A failure inside the rebuild's transaction: say why, and roll it back. */
 static po_err_t pg_fail(PGconn *pg, PGresult *res, char *errstr, size_t size)
 {
-        snprintf(errstr, size, "postgres: %s",
-                 res ? PQresultErrorMessage(res) : PQerrorMessage(pg));
-        errstr[strcspn(errstr, "\n")] = '\0';
-        PQclear(res);
+        po_err_t err = po_pg_fail(pg, res, errstr, size);
+
         PQclear(PQexec(pg, "ROLLBACK"));
-        return PO_ERR_DEPENDENCY;
+        return err;
 }
 
 /* Runs the pipelined replies of count commands, failing on the first error. */
@@ -197,9 +187,9 @@ static po_err_t drain(redisContext *rc, size_t count, char *errstr, size_t size)
                 redisReply *r = NULL;
 
                 if (redisGetReply(rc, (void **)&r) != REDIS_OK)
-                        return redis_fail(rc, NULL, errstr, size);
+                        return po_redis_fail(rc, NULL, errstr, size);
                 if (r->type == REDIS_REPLY_ERROR && !err)
-                        err = redis_fail(rc, r, errstr, size), r = NULL;
+                        err = po_redis_fail(rc, r, errstr, size), r = NULL;
                 if (r)
                         freeReplyObject(r);
         }
@@ -219,7 +209,7 @@ po_err_t po_usage_rebuild(po_usage_t *u, redisContext *rc, PGconn *pg, char *err
         random_hex(token, 16);
         r = redisCommand(rc, "SET " KEY_REBUILDING " %s NX EX 120", token);
         if (!r || r->type == REDIS_REPLY_ERROR)
-                return redis_fail(rc, r, errstr, errstr_size);
+                return po_redis_fail(rc, r, errstr, errstr_size);
         if (r->type == REDIS_REPLY_NIL) {
                 freeReplyObject(r);
                 snprintf(errstr, errstr_size,
@@ -228,11 +218,11 @@ po_err_t po_usage_rebuild(po_usage_t *u, redisContext *rc, PGconn *pg, char *err
         }
         freeReplyObject(r);
         if (run_id(rc, rid, sizeof(rid)))
-                return redis_fail(rc, NULL, errstr, errstr_size);
+                return po_redis_fail(rc, NULL, errstr, errstr_size);
         /* From here on, no batch made under the old marker can commit. */
         r = redisCommand(rc, "SET " KEY_READY " rebuilding");
         if (!r || r->type == REDIS_REPLY_ERROR)
-                return redis_fail(rc, r, errstr, errstr_size);
+                return po_redis_fail(rc, r, errstr, errstr_size);
         freeReplyObject(r);
 
         res = PQexec(pg, "BEGIN");
@@ -294,7 +284,7 @@ po_err_t po_usage_rebuild(po_usage_t *u, redisContext *rc, PGconn *pg, char *err
         r = redisCommand(rc, "SET " KEY_READY " %s", marker);
         if (!r || r->type == REDIS_REPLY_ERROR) {
                 PQclear(PQexec(pg, "ROLLBACK"));
-                return redis_fail(rc, r, errstr, errstr_size);
+                return po_redis_fail(rc, r, errstr, errstr_size);
         }
         freeReplyObject(r);
         res = PQexec(pg, "COMMIT");
@@ -327,10 +317,10 @@ po_err_t po_usage_ready(po_usage_t *u, redisContext *rc, PGconn *pg, int wait_ms
                 redisReply *r;
 
                 if (run_id(rc, rid, sizeof(rid)))
-                        return redis_fail(rc, NULL, errstr, errstr_size);
+                        return po_redis_fail(rc, NULL, errstr, errstr_size);
                 r = redisCommand(rc, "GET " KEY_READY);
                 if (!r || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL))
-                        return redis_fail(rc, r, errstr, errstr_size);
+                        return po_redis_fail(rc, r, errstr, errstr_size);
                 if (r->type == REDIS_REPLY_STRING &&
                     strncmp(r->str, rid, strlen(rid)) == 0 &&
                     r->str[strlen(rid)] == ':' && strlen(r->str) < sizeof(u->marker)) {
@@ -404,14 +394,14 @@ static po_err_t read_reply(redisContext *rc, redisReply *r, size_t n, int64_t *t
 
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
             r->element[0]->type != REDIS_REPLY_INTEGER)
-                return redis_fail(rc, r, errstr, errstr_size);
+                return po_redis_fail(rc, r, errstr, errstr_size);
         if (r->element[0]->integer != 1) {
                 freeReplyObject(r);
                 snprintf(errstr, errstr_size, "usage counters are being rebuilt");
                 return PO_ERR_TIMEOUT;
         }
         if (r->elements != 1 + 2 * n)
-                return redis_fail(rc, r, errstr, errstr_size);
+                return po_redis_fail(rc, r, errstr, errstr_size);
         for (i = 0; i < n; i++) {
                 total[i] = r->element[1 + 2 * i]->integer;
                 by_customer[i] = r->element[2 + 2 * i]->integer;
@@ -426,7 +416,7 @@ po_err_t po_usage_read_reply(redisContext *rc, size_t n, int64_t *total,
         redisReply *r = NULL;
 
         if (redisGetReply(rc, (void **)&r) != REDIS_OK)
-                return redis_fail(rc, NULL, errstr, errstr_size);
+                return po_redis_fail(rc, NULL, errstr, errstr_size);
         return read_reply(rc, r, n, total, by_customer, errstr, errstr_size);
 }
 
@@ -468,7 +458,7 @@ po_err_t po_usage_reserve(po_usage_t *u, redisContext *rc, const char *order_id,
         snprintf(ttl, sizeof(ttl), "%d", PO_USAGE_RESV_TTL_S);
         r = eval(rc, reserve_lua, u, order_id, customer, ttl, tail, 3 * n);
         if (!r || r->type != REDIS_REPLY_INTEGER)
-                return redis_fail(rc, r, errstr, errstr_size);
+                return po_redis_fail(rc, r, errstr, errstr_size);
         if (r->integer < 0) {
                 freeReplyObject(r);
                 snprintf(errstr, errstr_size, "usage counters are being rebuilt");

@@ -305,26 +305,73 @@ out:
         admin_fields_release(&f);
 }
 
+/* What every filtered list (usage, audit) does once its six filters are in
+ * p[0..5]: the page options, the page's rows (ORDER BY order, with $7 and $8
+ * as LIMIT and OFFSET), then either CSV or {"items": [row(...)], "total"}. */
+static void reply_page(admin_req_t *r, admin_fields_t *f, int csv, const char **p,
+                       const char *cols, const char *from_where, const char *order,
+                       const char *csv_name, json_t *(*row)(PGresult *res, int i))
+{
+        char lim[24], off[24], sql[1400];
+        PGresult *res = NULL, *cnt = NULL;
+        int64_t limit, offset;
+        json_t *items;
+        int i;
+
+        limit = admin_query_int(r, f, "limit", csv ? CSV_MAX_ROWS : 50, 1,
+                                csv ? CSV_MAX_ROWS : 1000);
+        offset = admin_query_int(r, f, "offset", 0, 0, INT32_MAX);
+        if (admin_fields_count(f)) {
+                admin_error_fields(r, f, "bad query");
+                return;
+        }
+        if (admin_worker_pg(r))
+                return;
+        snprintf(lim, sizeof(lim), "%lld", (long long)limit);
+        snprintf(off, sizeof(off), "%lld", (long long)offset);
+        p[6] = lim;
+        p[7] = off;
+        snprintf(sql, sizeof(sql),
+                 "SELECT %s FROM %s ORDER BY %s LIMIT $7::bigint OFFSET $8::bigint", cols,
+                 from_where, order);
+        res = admin_pg(r, sql, 8, p, NULL);
+        if (!res)
+                return;
+        if (csv) {
+                reply_csv(r, res, csv_name);
+                goto out;
+        }
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", from_where);
+        cnt = admin_pg(r, sql, 6, p, NULL);
+        if (!cnt)
+                goto out;
+        items = json_array();
+        for (i = 0; i < PQntuples(res); i++)
+                json_array_append_new(items, row(res, i));
+        admin_reply_json(
+            r, 200, json_pack("{s:o, s:o}", "items", items, "total", int_of(cnt, 0, 0)));
+out:
+        PQclear(res);
+        PQclear(cnt);
+}
+
 void h_usage(admin_req_t *r)
 {
         static const char *const allowed[] = {
             "code", "channel", "outcome", "customer_id", "from",
             "to",   "limit",   "offset",  "format",      NULL};
-        static const char where[] =
+        static const char from_where[] =
+            "usage_events"
             " WHERE ($1::text IS NULL OR code = $1) AND ($2::text IS NULL OR channel = "
             "$2)"
-            " AND ($3::text IS NULL OR outcome = $3) AND ($4::text IS NULL OR "
-            "customer_id = "
-            "$4)"
+            " AND ($3::text IS NULL OR outcome = $3)"
+            " AND ($4::text IS NULL OR customer_id = $4)"
             " AND ($5::timestamptz IS NULL OR occurred_at >= $5::timestamptz)"
             " AND ($6::timestamptz IS NULL OR occurred_at < $6::timestamptz)";
-        char code[PO_PRICING_CODE_MAX + 2], lim[24], off[24], sql[1200];
+        char code[PO_PRICING_CODE_MAX + 2];
         const char *p[8];
         admin_fields_t f;
-        PGresult *res = NULL, *cnt = NULL;
-        int csv, i;
-        int64_t limit, offset;
-        json_t *items;
+        int csv;
 
         if (admin_query_check(r, allowed))
                 return;
@@ -338,44 +385,26 @@ void h_usage(admin_req_t *r)
         p[3] = query_str(r, &f, "customer_id");
         p[4] = admin_query_time(r, &f, "from");
         p[5] = admin_query_time(r, &f, "to");
-        limit = admin_query_int(r, &f, "limit", csv ? CSV_MAX_ROWS : 50, 1,
-                                csv ? CSV_MAX_ROWS : 1000);
-        offset = admin_query_int(r, &f, "offset", 0, 0, INT32_MAX);
-        if (admin_fields_count(&f)) {
-                admin_error_fields(r, &f, "bad query");
-                goto out;
-        }
-        if (admin_worker_pg(r))
-                goto out;
-        snprintf(lim, sizeof(lim), "%lld", (long long)limit);
-        snprintf(off, sizeof(off), "%lld", (long long)offset);
-        p[6] = lim;
-        p[7] = off;
-        snprintf(
-            sql, sizeof(sql),
-            "SELECT " USAGE_COLS " FROM usage_events%s"
-            " ORDER BY occurred_at DESC, event_id LIMIT $7::bigint OFFSET $8::bigint",
-            where);
-        res = admin_pg(r, sql, 8, p, NULL);
-        if (!res)
-                goto out;
-        if (csv) {
-                reply_csv(r, res, "usage");
-                goto out;
-        }
-        snprintf(sql, sizeof(sql), "SELECT count(*) FROM usage_events%s", where);
-        cnt = admin_pg(r, sql, 6, p, NULL);
-        if (!cnt)
-                goto out;
-        items = json_array();
-        for (i = 0; i < PQntuples(res); i++)
-                json_array_append_new(items, usage_row(res, i));
-        admin_reply_json(
-            r, 200, json_pack("{s:o, s:o}", "items", items, "total", int_of(cnt, 0, 0)));
-out:
-        PQclear(res);
-        PQclear(cnt);
+        reply_page(r, &f, csv, p, USAGE_COLS, from_where, "occurred_at DESC, event_id",
+                   "usage", usage_row);
         admin_fields_release(&f);
+}
+
+static json_t *audit_row(PGresult *res, int i)
+{
+        json_t *before = PQgetisnull(res, i, 5)
+                             ? json_null()
+                             : json_loads(PQgetvalue(res, i, 5), 0, NULL);
+        json_t *after = PQgetisnull(res, i, 6)
+                            ? json_null()
+                            : json_loads(PQgetvalue(res, i, 6), 0, NULL);
+
+        return json_pack("{s:o, s:s, s:s, s:s, s:s, s:o, s:o, s:s}", "id",
+                         int_of(res, i, 0), "actor", PQgetvalue(res, i, 1), "action",
+                         PQgetvalue(res, i, 2), "entity", PQgetvalue(res, i, 3),
+                         "entity_id", PQgetvalue(res, i, 4), "before",
+                         before ? before : json_null(), "after",
+                         after ? after : json_null(), "at", PQgetvalue(res, i, 7));
 }
 
 void h_audit(admin_req_t *r)
@@ -383,20 +412,17 @@ void h_audit(admin_req_t *r)
         static const char *const allowed[] = {"actor",  "action", "entity", "entity_id",
                                               "from",   "to",     "limit",  "offset",
                                               "format", NULL};
-        static const char where[] =
+        static const char from_where[] =
+            "admin_changes"
             " WHERE ($1::text IS NULL OR actor = $1) AND ($2::text IS NULL OR action = "
             "$2)"
-            " AND ($3::text IS NULL OR entity = $3) AND ($4::text IS NULL OR entity_id = "
-            "$4)"
+            " AND ($3::text IS NULL OR entity = $3)"
+            " AND ($4::text IS NULL OR entity_id = $4)"
             " AND ($5::timestamptz IS NULL OR at >= $5::timestamptz)"
             " AND ($6::timestamptz IS NULL OR at < $6::timestamptz)";
-        char lim[24], off[24], sql[1200];
         const char *p[8];
         admin_fields_t f;
-        PGresult *res = NULL, *cnt = NULL;
-        int csv, i;
-        int64_t limit, offset;
-        json_t *items;
+        int csv;
 
         if (admin_query_check(r, allowed))
                 return;
@@ -408,59 +434,11 @@ void h_audit(admin_req_t *r)
         p[3] = query_str(r, &f, "entity_id");
         p[4] = admin_query_time(r, &f, "from");
         p[5] = admin_query_time(r, &f, "to");
-        limit = admin_query_int(r, &f, "limit", csv ? CSV_MAX_ROWS : 50, 1,
-                                csv ? CSV_MAX_ROWS : 1000);
-        offset = admin_query_int(r, &f, "offset", 0, 0, INT32_MAX);
-        if (admin_fields_count(&f)) {
-                admin_error_fields(r, &f, "bad query");
-                goto out;
-        }
-        if (admin_worker_pg(r))
-                goto out;
-        snprintf(lim, sizeof(lim), "%lld", (long long)limit);
-        snprintf(off, sizeof(off), "%lld", (long long)offset);
-        p[6] = lim;
-        p[7] = off;
-        snprintf(sql, sizeof(sql),
-                 "SELECT id, actor, action, entity, entity_id, before::text AS before,"
-                 " after::text AS after, to_char(at AT TIME ZONE 'UTC',"
-                 " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS at FROM admin_changes%s"
-                 " ORDER BY id DESC LIMIT $7::bigint OFFSET $8::bigint",
-                 where);
-        res = admin_pg(r, sql, 8, p, NULL);
-        if (!res)
-                goto out;
-        if (csv) {
-                reply_csv(r, res, "audit");
-                goto out;
-        }
-        snprintf(sql, sizeof(sql), "SELECT count(*) FROM admin_changes%s", where);
-        cnt = admin_pg(r, sql, 6, p, NULL);
-        if (!cnt)
-                goto out;
-        items = json_array();
-        for (i = 0; i < PQntuples(res); i++) {
-                json_t *before = PQgetisnull(res, i, 5)
-                                     ? json_null()
-                                     : json_loads(PQgetvalue(res, i, 5), 0, NULL);
-                json_t *after = PQgetisnull(res, i, 6)
-                                    ? json_null()
-                                    : json_loads(PQgetvalue(res, i, 6), 0, NULL);
-
-                json_array_append_new(
-                    items,
-                    json_pack("{s:o, s:s, s:s, s:s, s:s, s:o, s:o, s:s}", "id",
-                              int_of(res, i, 0), "actor", PQgetvalue(res, i, 1), "action",
-                              PQgetvalue(res, i, 2), "entity", PQgetvalue(res, i, 3),
-                              "entity_id", PQgetvalue(res, i, 4), "before",
-                              before ? before : json_null(), "after",
-                              after ? after : json_null(), "at", PQgetvalue(res, i, 7)));
-        }
-        admin_reply_json(
-            r, 200, json_pack("{s:o, s:o}", "items", items, "total", int_of(cnt, 0, 0)));
-out:
-        PQclear(res);
-        PQclear(cnt);
+        reply_page(r, &f, csv, p,
+                   "id, actor, action, entity, entity_id, before::text AS before,"
+                   " after::text AS after, to_char(at AT TIME ZONE 'UTC',"
+                   " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS at",
+                   from_where, "id DESC", "audit", audit_row);
         admin_fields_release(&f);
 }
 

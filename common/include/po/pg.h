@@ -47,4 +47,8 @@ void po_pg_array_add(po_dynbuf_t *b, const char *v);
 /* 1 when the connection is usable; otherwise tries one reset and reports. */
 int po_pg_ok(PGconn *pg);
 
+/* Puts "postgres: <the error>" (one line) in errstr, from res when given
+ * (then cleared) or else from the connection; returns PO_ERR_DEPENDENCY. */
+po_err_t po_pg_fail(PGconn *pg, PGresult *res, char *errstr, size_t errstr_size);
+
 #endif
