@@ -13,6 +13,7 @@ static const uint64_t bucket_us[] = {500,     1000,    2500,    5000,   10000,
 #define NBUCKETS (sizeof(bucket_us) / sizeof(bucket_us[0]))
 
 typedef struct series {
+        uint64_t hash; /* of name and labels: most lookups compare only this */
         char *name, *help, *labels;
         enum series_kind kind;
         int64_t value;              /* counter or gauge */
@@ -61,12 +62,28 @@ static int labels_eq(const char *a, const char *b)
         return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
-static series_t *find(const po_metrics_t *m, const char *name, const char *labels)
+/* FNV-1a over name, a separator and labels (NULL = ""). The stages count
+ * every message, so a lookup must not strcmp its way through every series. */
+static uint64_t series_hash(const char *name, const char *labels)
+{
+        uint64_t h = 14695981039346656037ull;
+        const unsigned char *p;
+
+        for (p = (const unsigned char *)name; *p; p++)
+                h = (h ^ *p) * 1099511628211ull;
+        h = (h ^ 0xff) * 1099511628211ull;
+        for (p = (const unsigned char *)(labels ? labels : ""); *p; p++)
+                h = (h ^ *p) * 1099511628211ull;
+        return h;
+}
+
+static series_t *find(const po_metrics_t *m, uint64_t hash, const char *name,
+                      const char *labels)
 {
         size_t i;
 
         for (i = 0; i < m->n; i++)
-                if (strcmp(m->series[i].name, name) == 0 &&
+                if (m->series[i].hash == hash && strcmp(m->series[i].name, name) == 0 &&
                     labels_eq(m->series[i].labels, labels))
                         return &m->series[i];
         return NULL;
@@ -75,7 +92,8 @@ static series_t *find(const po_metrics_t *m, const char *name, const char *label
 static series_t *get(po_metrics_t *m, const char *name, const char *help,
                      const char *labels, enum series_kind kind)
 {
-        series_t *s = find(m, name, labels);
+        uint64_t hash = series_hash(name, labels);
+        series_t *s = find(m, hash, name, labels);
 
         if (s)
                 return s;
@@ -90,6 +108,7 @@ static series_t *get(po_metrics_t *m, const char *name, const char *help,
         }
         s = &m->series[m->n];
         memset(s, 0, sizeof(*s));
+        s->hash = hash;
         s->name = strdup(name);
         s->help = strdup(help ? help : "");
         s->labels = strdup(labels ? labels : "");
@@ -141,7 +160,7 @@ void po_metrics_observe_us(po_metrics_t *m, const char *name, const char *help,
 
 int64_t po_metrics_get(const po_metrics_t *m, const char *name, const char *labels)
 {
-        const series_t *s = find(m, name, labels);
+        const series_t *s = find(m, series_hash(name, labels), name, labels);
 
         return s ? s->value : 0;
 }

@@ -47,6 +47,7 @@ struct po_stage {
         int in_txn;
         int fatal;
         long long txn_started_ms;
+        long long last_msg_ms; /* when the open transaction last took a message */
         int batch_count;
         /* First and next offsets of each partition in the open transaction. */
         rd_kafka_topic_partition_list_t *batch_start;
@@ -76,6 +77,14 @@ static long long now_ms(void)
         return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static long long now_us(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static int64_t wall_ms(void)
 {
         struct timespec ts;
@@ -89,6 +98,40 @@ static int conf_set(rd_kafka_conf_t *c, const char *k, const char *v, char *errs
 {
         return rd_kafka_conf_set(c, k, v, errstr, errstr_size) == RD_KAFKA_CONF_OK ? 0
                                                                                    : -1;
+}
+
+/* Applies "key=value,key=value" librdkafka properties from the environment
+ * variable name (PROMO_KAFKA_PRODUCER_CONF, PROMO_KAFKA_CONSUMER_CONF) over
+ * the runner's defaults: for tuning without a rebuild. */
+static int env_conf(rd_kafka_conf_t *c, const char *name, char *errstr, size_t size)
+{
+        const char *v = getenv(name);
+        char buf[1024], *save = NULL, *tok;
+
+        if (!v || !*v)
+                return 0;
+        if (strlen(v) >= sizeof(buf)) {
+                snprintf(errstr, size, "%s is longer than %zu bytes", name,
+                         sizeof(buf) - 1);
+                return -1;
+        }
+        snprintf(buf, sizeof(buf), "%s", v);
+        for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+                char *eq = strchr(tok, '=');
+                char why[256];
+
+                if (!eq || eq == tok) {
+                        snprintf(errstr, size, "%s: \"%s\" is not key=value", name, tok);
+                        return -1;
+                }
+                *eq = '\0';
+                if (rd_kafka_conf_set(c, tok, eq + 1, why, sizeof(why)) !=
+                    RD_KAFKA_CONF_OK) {
+                        snprintf(errstr, size, "%s: %s", name, why);
+                        return -1;
+                }
+        }
+        return 0;
 }
 
 /* Parses a positive integer environment variable into *out (kept when unset). */
@@ -159,7 +202,8 @@ static rd_kafka_t *make_consumer(po_stage_t *st, char *errstr, size_t size)
             conf_set(c, "auto.offset.reset", "earliest", errstr, size) ||
             conf_set(c, "session.timeout.ms", "10000", errstr, size) ||
             conf_set(c, "max.poll.interval.ms", "60000", errstr, size) ||
-            conf_set(c, "client.id", st->txid, errstr, size)) {
+            conf_set(c, "client.id", st->txid, errstr, size) ||
+            env_conf(c, "PROMO_KAFKA_CONSUMER_CONF", errstr, size)) {
                 rd_kafka_conf_destroy(c);
                 return NULL;
         }
@@ -181,7 +225,8 @@ static rd_kafka_t *make_producer(po_stage_t *st, char *errstr, size_t size)
             conf_set(c, "transactional.id", st->txid, errstr, size) ||
             conf_set(c, "transaction.timeout.ms", "60000", errstr, size) ||
             conf_set(c, "linger.ms", "2", errstr, size) ||
-            conf_set(c, "compression.type", "lz4", errstr, size)) {
+            conf_set(c, "compression.type", "lz4", errstr, size) ||
+            env_conf(c, "PROMO_KAFKA_PRODUCER_CONF", errstr, size)) {
                 rd_kafka_conf_destroy(c);
                 return NULL;
         }
@@ -224,10 +269,14 @@ po_stage_t *po_stage_new(po_service_t *svc, const po_stage_conf_t *conf, char *e
                 st->conf.batch_max = 500;
         if (st->conf.batch_ms <= 0)
                 st->conf.batch_ms = 100;
+        if (st->conf.linger_ms <= 0)
+                st->conf.linger_ms = 5;
         if (env_delays(&st->conf, errstr, errstr_size) ||
             env_int("PROMO_STAGE_BATCH_MAX", 1, 100000, &st->conf.batch_max, errstr,
                     errstr_size) ||
             env_int("PROMO_STAGE_BATCH_MS", 1, 60000, &st->conf.batch_ms, errstr,
+                    errstr_size) ||
+            env_int("PROMO_STAGE_LINGER_MS", 0, 60000, &st->conf.linger_ms, errstr,
                     errstr_size))
                 goto error;
         if (st->conf.retries < 0 || st->conf.retries > PO_STAGE_MAX_RETRIES) {
@@ -682,6 +731,7 @@ static int commit_batch(po_stage_t *st)
 {
         rd_kafka_consumer_group_metadata_t *cgmd;
         rd_kafka_error_t *e = NULL;
+        long long t0, t1;
         int tries;
 
         if (!st->in_txn)
@@ -703,6 +753,7 @@ static int commit_batch(po_stage_t *st)
          * retriable error (the coordinator moving, the broker restarting)
          * is retried; anything else aborts the batch, which is then consumed
          * again from the last committed offsets. */
+        t0 = now_us();
         cgmd = rd_kafka_consumer_group_metadata(st->consumer);
         for (tries = 0;; tries++) {
                 e = rd_kafka_send_offsets_to_transaction(st->producer, st->batch_next,
@@ -724,6 +775,10 @@ static int commit_batch(po_stage_t *st)
                         abort_batch(st, "the offsets could not be sent");
                 return -1;
         }
+        t1 = now_us();
+        po_metrics_observe_us(st->metrics, "promo_txn_offsets_seconds",
+                              "Time to send a batch's offsets to its transaction.",
+                              (uint64_t)(t1 - t0));
         /* Then the commit. Once it was asked for, the outcome may be in doubt
          * (the coordinator may have written it): a retriable error is retried
          * with the same call, never turned into an abort, which would consume
@@ -753,6 +808,9 @@ static int commit_batch(po_stage_t *st)
                         st->fatal = 1;
                 return -1;
         }
+        po_metrics_observe_us(st->metrics, "promo_txn_commit_seconds",
+                              "Time to commit a batch's transaction (outputs flushed).",
+                              (uint64_t)(now_us() - t1));
         po_metrics_add(st->metrics, "promo_transactions_total",
                        "Kafka transactions, by result.", "result=\"committed\"", 1);
         clear_batch(st);
@@ -1001,9 +1059,40 @@ static void handle_message(po_stage_t *st, rd_kafka_message_t *msg)
         st->batch_count++;
 }
 
+/* How long the next poll may wait for a first message: STAGE_POLL_MS, or
+ * less when the open transaction is due to commit sooner (its window ends,
+ * or it has lingered long enough without a new message). */
+static int poll_timeout(const po_stage_t *st)
+{
+        long long due, left;
+
+        if (!st->in_txn)
+                return STAGE_POLL_MS;
+        due = st->txn_started_ms + st->conf.batch_ms;
+        if (st->last_msg_ms + st->conf.linger_ms < due)
+                due = st->last_msg_ms + st->conf.linger_ms;
+        left = due - now_ms();
+        return left <= 0 ? 0 : left < STAGE_POLL_MS ? (int)left : STAGE_POLL_MS;
+}
+
+/* Whether the open transaction is to be committed now: full, open for
+ * batch_ms, or no message for linger_ms (the input is drained, so holding
+ * the outputs back would only add latency). idle = the last poll found
+ * nothing. */
+static int commit_due(const po_stage_t *st, int idle)
+{
+        long long now = now_ms();
+
+        if (!st->in_txn)
+                return 0;
+        return st->batch_count >= st->conf.batch_max ||
+               now - st->txn_started_ms >= st->conf.batch_ms ||
+               (idle && now - st->last_msg_ms >= st->conf.linger_ms);
+}
+
 /* Takes what the consumer has, up to the room left in the batch: waits up to
- * STAGE_POLL_MS for the first message, not at all for the others. Returns
- * the number of messages in st->group (to destroy after use). */
+ * poll_timeout() for the first message, not at all for the others. Returns
+ * the number of messages in st->polled (to destroy after use). */
 static size_t poll_group(po_stage_t *st)
 {
         size_t room = st->conf.batch_max > st->batch_count
@@ -1015,7 +1104,7 @@ static size_t poll_group(po_stage_t *st)
 
         if (room > PO_STAGE_GROUP_MAX)
                 room = PO_STAGE_GROUP_MAX;
-        msg = rd_kafka_consumer_poll(st->consumer, STAGE_POLL_MS);
+        msg = rd_kafka_consumer_poll(st->consumer, poll_timeout(st));
         while (msg) {
                 if (st->rebalances != gen) {
                         /* Polled before a rebalance: the partitions' owner
@@ -1065,6 +1154,7 @@ static void handle_group(po_stage_t *st, size_t n)
                 st->conf.prepare(st, st->todo, k, st->conf.opaque);
         for (i = 0; i < k; i++)
                 handle_message(st, st->todo[i]);
+        st->last_msg_ms = now_ms();
 }
 
 int po_stage_run(po_stage_t *st)
@@ -1106,8 +1196,7 @@ int po_stage_run(po_stage_t *st)
                         handle_group(st, n);
                 for (i = 0; i < n; i++)
                         rd_kafka_message_destroy(st->polled[i]);
-                if (st->in_txn && (st->batch_count >= st->conf.batch_max ||
-                                   now_ms() - st->txn_started_ms >= st->conf.batch_ms))
+                if (commit_due(st, n == 0))
                         commit_batch(st);
                 if (now_ms() >= st->next_lag_ms) {
                         update_lag(st);

@@ -61,8 +61,12 @@ typedef struct po_stage_conf {
         const char *transactional_id; /* default "promo-<service>-<PROMO_INSTANCE|0>" */
         int retries;                  /* retry topics, 0..8; default 2 */
         int retry_delay_ms[PO_STAGE_MAX_RETRIES]; /* default 1000, 10000, ... */
-        int batch_max;               /* messages per transaction; default 500 */
-        int batch_ms;                /* longest a transaction stays open; default 100 */
+        int batch_max; /* messages per transaction; default 500 */
+        int batch_ms;  /* longest a transaction stays open; default 100 */
+        /* An open transaction commits as soon as no message came for
+         * linger_ms (default 5; 0 here means the default, the environment
+         * may set 0): a drained input does not wait out batch_ms. */
+        int linger_ms;
         po_stage_process_fn process; /* required */
         void *opaque;                /* passed to process and the hooks */
         /* More input topics, NULL-terminated (no retry topics of their own:
@@ -98,7 +102,9 @@ typedef struct po_stage_conf {
 
 /* Creates the consumer and the transactional producer for the service's
  * brokers. Environment overrides: PROMO_STAGE_RETRY_DELAYS_MS ("1000,10000"),
- * PROMO_STAGE_BATCH_MAX, PROMO_STAGE_BATCH_MS, PROMO_INSTANCE. conf is copied
+ * PROMO_STAGE_BATCH_MAX, PROMO_STAGE_BATCH_MS, PROMO_STAGE_LINGER_MS,
+ * PROMO_INSTANCE, and librdkafka properties over the runner's defaults:
+ * PROMO_KAFKA_CONSUMER_CONF, PROMO_KAFKA_PRODUCER_CONF ("key=value,..."). conf is copied
  * (its strings too); svc must outlive the stage. Returns NULL with a message
  * in errstr on failure. */
 po_stage_t *po_stage_new(po_service_t *svc, const po_stage_conf_t *conf, char *errstr,
