@@ -14,8 +14,6 @@
 #include "po/log.h"
 
 #define STAGE_POLL_MS 50
-/* Poll timeout while a commit is in flight, so that its end is seen soon. */
-#define STAGE_COMMIT_POLL_MS 1
 /* Retriable failures to send a batch's offsets tolerated before the batch
  * is aborted and consumed again. */
 #define STAGE_TXN_RETRIES 50
@@ -80,6 +78,7 @@ struct po_stage {
         char input[256], group[256], dlq[256], txid[256];
         char retry_topic[PO_STAGE_MAX_RETRIES][280];
         rd_kafka_t *consumer;
+        rd_kafka_queue_t *consumer_q; /* to wake a poll when a commit ends */
         po_avro_t *avro;
         txn_t tx[2];
         int ntx; /* 2 when commits overlap with processing, else 1 */
@@ -282,7 +281,7 @@ po_stage_t *po_stage_new(po_service_t *svc, const po_stage_conf_t *conf, char *e
         const char *group = getenv("PROMO_STAGE_GROUP");
         rd_kafka_topic_partition_list_t *topics = NULL;
         rd_kafka_resp_err_t err;
-        int i, overlap = 1;
+        int i, overlap = 0;
 
         if (!st) {
                 snprintf(errstr, errstr_size, "out of memory");
@@ -352,6 +351,7 @@ po_stage_t *po_stage_new(po_service_t *svc, const po_stage_conf_t *conf, char *e
         st->consumer = make_consumer(st, errstr, errstr_size);
         if (!st->consumer)
                 goto error;
+        st->consumer_q = rd_kafka_queue_get_consumer(st->consumer);
         /* Overlapping commits: a second transactional id, "<id>.b", whose
          * producer takes messages while the first one commits, and so on
          * in turn. */
@@ -401,6 +401,8 @@ void po_stage_destroy(po_stage_t *st)
                 job_join(st);
                 st->committing = 0;
         }
+        if (st->consumer_q)
+                rd_kafka_queue_destroy(st->consumer_q);
         if (st->consumer) {
                 rd_kafka_consumer_close(st->consumer);
                 rd_kafka_destroy(st->consumer);
@@ -870,6 +872,9 @@ static void *commit_work(void *arg)
         j->ok = 1;
 out:
         atomic_store(&j->done, 1);
+        /* The stage's thread may be waiting in a poll: let it see the end. */
+        if (j->threaded && j->st->consumer_q)
+                rd_kafka_queue_yield(j->st->consumer_q);
         return NULL;
 }
 
@@ -972,11 +977,12 @@ static void commit_open(po_stage_t *st)
         j->cgmd = rd_kafka_consumer_group_metadata(st->consumer);
         t->open = 0;
         st->committing = 1;
-        if (st->ntx == 2 && pthread_create(&j->thread, NULL, commit_work, j) == 0) {
-                j->threaded = 1;
+        j->threaded = st->ntx == 2;
+        if (j->threaded && pthread_create(&j->thread, NULL, commit_work, j) == 0) {
                 st->cur ^= 1;
                 return;
         }
+        j->threaded = 0;
         commit_work(j);
         finish_commit(st);
 }
@@ -1242,7 +1248,7 @@ static int poll_timeout(const po_stage_t *st)
 {
         const txn_t *t = &st->tx[st->cur];
         long long due, left;
-        int max = st->committing ? STAGE_COMMIT_POLL_MS : STAGE_POLL_MS;
+        int max = STAGE_POLL_MS;
 
         if (!t->open)
                 return max;

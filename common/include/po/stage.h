@@ -77,7 +77,7 @@ typedef struct po_stage_conf {
          * go to Kafka; a non-PO_OK result aborts the transaction and the
          * batch is consumed again (e.g. a database write of the batch
          * failed). On PO_OK the batch is the hook's no more: with
-         * overlapping commits (the default) process is called for the next
+         * overlapping commits (PROMO_STAGE_OVERLAP=1) process is called for the next
          * batch's messages while this one commits, so per-batch state is
          * to be reset here. */
         po_err_t (*before_commit)(po_stage_t *stage, void *opaque);
@@ -110,9 +110,9 @@ typedef struct po_stage_conf {
 /* Creates the consumer and the transactional producer for the service's
  * brokers. Environment overrides: PROMO_STAGE_RETRY_DELAYS_MS ("1000,10000"),
  * PROMO_STAGE_BATCH_MAX, PROMO_STAGE_BATCH_MS, PROMO_STAGE_LINGER_MS,
- * PROMO_STAGE_OVERLAP (1, the default: a second transactional producer,
- * "<transactional id>.b", takes messages while the first commits; 0: the
- * loop waits for each commit),
+ * PROMO_STAGE_OVERLAP (0, the default: the loop waits for each commit; 1: a
+ * second transactional producer, "<transactional id>.b", takes messages
+ * while the first commits),
  * PROMO_INSTANCE, and librdkafka properties over the runner's defaults:
  * PROMO_KAFKA_CONSUMER_CONF, PROMO_KAFKA_PRODUCER_CONF ("key=value,..."). conf is copied
  * (its strings too); svc must outlive the stage. Returns NULL with a message
