@@ -533,6 +533,21 @@ rd_kafka_headers_t *po_dlq_replay_headers(const po_dlq_entry_t *e, const char *d
         snprintf(from, sizeof(from), "%s:%" PRId32 ":%" PRId64, dlq_topic,
                  e->pos.partition, e->pos.offset);
         rd_kafka_header_add(h, PO_HDR_REPLAYED_FROM, -1, from, -1);
+        /* Where the message first came from, as the runner's retries carry
+         * it: the stage sees the replay as that message again. Intake's
+         * dedupe claim is owned by that position, so an order that was
+         * claimed and then dead-lettered is not dropped as a duplicate of
+         * itself when replayed. */
+        if (e->has_payload && e->dl.source_topic && e->dl.source_topic[0] &&
+            e->dl.partition >= 0 && e->dl.offset >= 0) {
+                char num[24];
+
+                rd_kafka_header_add(h, PO_HDR_SOURCE_TOPIC, -1, e->dl.source_topic, -1);
+                snprintf(num, sizeof(num), "%" PRId32, e->dl.partition);
+                rd_kafka_header_add(h, PO_HDR_SOURCE_PARTITION, -1, num, -1);
+                snprintf(num, sizeof(num), "%" PRId64, e->dl.offset);
+                rd_kafka_header_add(h, PO_HDR_SOURCE_OFFSET, -1, num, -1);
+        }
         return h;
 }
 

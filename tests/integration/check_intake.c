@@ -1018,7 +1018,9 @@ START_TEST(dlq_list_by_priority_and_replay_fixed)
                 snprintf(from, sizeof(from), "%s:%s", t.dlq, at);
                 ck_assert_str_eq(r->replayed_from, from);
                 ck_assert_str_eq(r->channel, "mobile");
-                ck_assert_int_eq(r->promo_headers, 0);
+                /* promo-source-topic, -partition, -offset: where it first
+                 * came from; no other runner header. */
+                ck_assert_int_eq(r->promo_headers, 3);
                 ck_assert_ptr_nonnull(r->key);
                 ck_assert_str_eq(r->key, ref_small);
                 ck_assert_uint_eq(r->len, strlen(fixed));
@@ -1044,6 +1046,110 @@ START_TEST(dlq_list_by_priority_and_replay_fixed)
         unlink(vpath);
         free(examples);
         ck_assert_int_eq(stop_intake(pid), 0);
+}
+END_TEST
+
+/* An order claimed by a raw message that then went to the dead-letter topic
+ * (say, Redis down through every retry after the claim was written) is
+ * replayed by promo-dlq: the replay carries the original position, which
+ * owns the claim, so the order comes through; a new raw message with the
+ * same order is still a duplicate. The claim and the dead letter are
+ * written by the test, as intake would have left them. */
+START_TEST(dlq_replay_of_a_claimed_order_comes_through)
+{
+        static const char fmt[] =
+            "{\"schema\": \"app.order.v2\", \"order_ref\": \"%s\", \"placed_at_ms\": "
+            "1795532400000, \"user\": {\"uid\": \"c-7\"}, \"cart\": {\"currency\": "
+            "\"EUR\", \"items\": [{\"sku\": \"SKU-2\", \"cat\": \"books\", "
+            "\"unit_minor\": 1000, \"qty\": 1, \"vat_ppm\": 70000}]}}";
+        topics_t t;
+        recs_t out, dup;
+        po_deadletter_t dl;
+        po_header_t hdrs[2];
+        po_dynbuf_t b;
+        redisContext *r;
+        redisReply *rep;
+        rd_kafka_t *p;
+        char ref[96], id[128], payload[512], owner[300], text[4096], err[256];
+        const char *ids[1];
+        int port = it_free_port();
+        pid_t pid;
+
+        make_topics(&t, "claimed", 1);
+        snprintf(ref, sizeof(ref), "M-%s-claimed", run_id);
+        snprintf(id, sizeof(id), "mobile:%s", ref);
+        snprintf(payload, sizeof(payload), fmt, ref);
+        /* The claim, owned by the raw message at offset 4242 of the input. */
+        snprintf(owner, sizeof(owner), "%s/0/4242", t.in);
+        r = redisConnect(cfg.redis_host, cfg.redis_port);
+        ck_assert_msg(r && !r->err, "redis: %s", r ? r->errstr : "no memory");
+        rep = redisCommand(r, "SET promo:intake:seen:%s %s EX 3600", id, owner);
+        ck_assert_ptr_nonnull(rep);
+        freeReplyObject(rep);
+        redisFree(r);
+        /* Its dead letter. */
+        po_deadletter_init(&dl);
+        hdrs[0] = (po_header_t){"channel", "mobile", 6, 1};
+        hdrs[1] = (po_header_t){"account", "app", 3, 1};
+        dl.stage = "intake-normalizer";
+        dl.source_topic = t.in;
+        dl.partition = 0;
+        dl.offset = 4242;
+        dl.reason_code = "REDIS_DOWN";
+        dl.error = "dedupe store unreachable";
+        dl.attempts = 3;
+        dl.first_failure_ms = 1795532400000LL;
+        dl.last_failure_ms = 1795532411000LL;
+        dl.priority = 22;
+        dl.original_key = ref;
+        dl.original_key_len = strlen(ref);
+        dl.has_original_key = 1;
+        dl.original_value = payload;
+        dl.original_value_len = strlen(payload);
+        dl.headers = hdrs;
+        dl.header_count = 2;
+        po_dynbuf_init(&b, 1 << 20);
+        ck_assert_msg(po_avro_encode_deadletter(avro, &dl, &b, err, sizeof(err)) == PO_OK,
+                      "%s", err);
+        p = new_client(RD_KAFKA_PRODUCER);
+        ck_assert_int_eq(
+            rd_kafka_producev(p, RD_KAFKA_V_TOPIC(t.dlq), RD_KAFKA_V_PARTITION(0),
+                              RD_KAFKA_V_VALUE(b.data, b.len),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+            0);
+        ck_assert_int_eq(rd_kafka_flush(p, 30000), 0);
+        rd_kafka_destroy(p);
+        po_dynbuf_release(&b);
+
+        pid = start_intake(&t, port);
+        /* A new raw message with the same order: a duplicate. */
+        produce(t.in, "mobile", "app", ref, payload, strlen(payload));
+        read_topic(t.dup, 1, 1, 60000, 500, &dup);
+        ck_assert_uint_eq(dup.n, 1);
+        recs_release(&dup);
+        /* The replay of the dead letter: the order. */
+        {
+                const char *args[] = {"replay", t.dlq, "--at", "0:0", NULL};
+
+                ck_assert_int_eq(run_tool("promo-dlq", args, text, sizeof(text)), 0);
+                ck_assert_msg(strstr(text, "replayed 1 of 1") != NULL, "%s", text);
+        }
+        read_topic(t.out, 1, 1, 60000, 3000, &out);
+        ck_assert_uint_eq(out.n, 1);
+        {
+                po_order_t o;
+
+                decode_order(&out.v[0], &o);
+                ck_assert_str_eq(o.order_id, id);
+                po_order_release(&o);
+        }
+        recs_release(&out);
+        read_topic(t.dup, 1, 1, 10000, 1000, &dup);
+        ck_assert_uint_eq(dup.n, 1); /* still only the one */
+        recs_release(&dup);
+        ck_assert_int_eq(stop_intake(pid), 0);
+        ids[0] = id;
+        redis_del(ids, 1);
 }
 END_TEST
 
@@ -1144,6 +1250,7 @@ int main(void)
             {"dedupe", duplicates_dropped_across_restart},
             {"dlq", dlq_list_by_priority_and_replay_fixed},
             {"ties", dlq_list_ties_by_time},
+            {"claimed", dlq_replay_of_a_claimed_order_comes_through},
         };
         size_t i;
 

@@ -134,7 +134,11 @@ int po_dlq_matches(const po_dlq_select_t *sel, const po_dlq_entry_t *e);
 /* The headers a replay of e sends: e's original headers, in order, without
  * the runner's promo-* headers (PO_HDR_* of po/stage.h) and any earlier
  * PO_HDR_REPLAYED_FROM, plus PO_HDR_REPLAYED_FROM =
- * "<dlq_topic>:<partition>:<offset>". e must have its payload. The caller
+ * "<dlq_topic>:<partition>:<offset>" and, when the dead letter knows it,
+ * where the message first came from (PO_HDR_SOURCE_TOPIC, _PARTITION,
+ * _OFFSET, as on a retry: intake's dedupe claim belongs to that position,
+ * so a claimed order replayed is not taken for a duplicate of itself). e
+ * must have its payload. The caller
  * owns the result (rd_kafka_headers_destroy, or hand it to a produce call). */
 rd_kafka_headers_t *po_dlq_replay_headers(const po_dlq_entry_t *e, const char *dlq_topic);
 
