@@ -29,7 +29,9 @@
  *       after the warm-up: min(usage_events.recorded_at) of its rows - the
  *       wall-clock time of its produce call (and, split, occurred_at = the
  *       validator's validated_at - produce).
- * Common options: [--run-id ID] [--timeout S] (give up when no progress
+ * Common options: [--linger MS] (the load producer's linger.ms: default 0
+ * when paced, each order its own request; 5, librdkafka's own default,
+ * when unpaced) [--run-id ID] [--timeout S] (give up when no progress
  * for S seconds, default 120). The run's three codes (B<run>P, B<run>F,
  * B<run>T) are inserted into PostgreSQL's codes table first, without
  * limits, so runs do not depend on each other.
@@ -61,6 +63,7 @@ static const char *const channels[] = {"web", "marketplace", "pos", "mobile"};
 typedef struct opts {
         const char *mode, *input, *output, *run_id;
         double rate, warmup, seconds;
+        int linger; /* the load producer's linger.ms; -1: the mode's default */
         long count;
         int timeout;
 } opts_t;
@@ -447,7 +450,7 @@ static int run_validator(const opts_t *o)
         add_codes();
         gen_open(&ge);
         c = tail_consumer(o->output);
-        p = producer(0);
+        p = producer(o->linger >= 0 ? o->linger : 0);
         printf("validator: %.0f orders/s into %s for %.0f s warm-up + %.0f s measured; "
                "output %s (run %s)\n",
                o->rate, o->input, o->warmup, o->seconds, o->output, run);
@@ -578,7 +581,7 @@ static int run_raw(const opts_t *o, int e2e)
 
         add_codes();
         gen_open(&ge);
-        p = producer(e2e ? 0 : 5);
+        p = producer(o->linger >= 0 ? o->linger : e2e ? 0 : 5);
         if (e2e && !(log = calloc((size_t)total, sizeof(*log))))
                 die("out of memory");
         printf("%s: %ld raw orders to orders.raw%s (run %s)\n",
@@ -699,7 +702,7 @@ static void usage(void)
                 "30] [--input bench.canonical] [--output bench.validated]\n"
                 "       bench-pipeline throughput [--count 200000] [--rate R]\n"
                 "       bench-pipeline e2e [--rate 2000] [--warmup 10] [--seconds 30]\n"
-                "common: [--run-id ID] [--timeout S]\n");
+                "common: [--linger MS] [--run-id ID] [--timeout S]\n");
         exit(2);
 }
 
@@ -717,6 +720,7 @@ int main(int argc, char **argv)
         if (argc < 2)
                 usage();
         o.mode = argv[1];
+        o.linger = -1;
         o.rate = strcmp(o.mode, "validator") == 0 ? 5000
                  : strcmp(o.mode, "e2e") == 0     ? 2000
                                                   : 0;
@@ -741,6 +745,8 @@ int main(int argc, char **argv)
                         o.output = v;
                 else if (strcmp(a, "--run-id") == 0)
                         o.run_id = v;
+                else if (strcmp(a, "--linger") == 0)
+                        o.linger = atoi(v);
                 else
                         usage();
                 i++;
