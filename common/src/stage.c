@@ -261,7 +261,13 @@ static rd_kafka_t *make_producer(po_stage_t *st, const char *txid, char *errstr,
             conf_set(c, "transactional.id", txid, errstr, size) ||
             conf_set(c, "transaction.timeout.ms", "60000", errstr, size) ||
             conf_set(c, "linger.ms", "2", errstr, size) ||
-            conf_set(c, "compression.type", "lz4", errstr, size) ||
+            /* No compression: orders are small, a 2 ms linger makes small
+             * batches, and lz4 costs CPU in every client and in the broker
+             * (which decompresses to validate); on the 2-core machine it
+             * cost a sixth of the pipeline's throughput (docs/BENCHMARKS.md).
+             * Across a slow network, PROMO_KAFKA_PRODUCER_CONF=
+             * compression.type=lz4. */
+            conf_set(c, "compression.type", "none", errstr, size) ||
             env_conf(c, "PROMO_KAFKA_PRODUCER_CONF", errstr, size)) {
                 rd_kafka_conf_destroy(c);
                 return NULL;
