@@ -433,30 +433,43 @@ po_err_t po_usage_read(po_usage_t *u, redisContext *rc, const char *order_id,
                           n, total, by_customer, errstr, errstr_size);
 }
 
-po_err_t po_usage_reserve(po_usage_t *u, redisContext *rc, const char *order_id,
-                          const char *customer, const char *const *codes,
-                          const int64_t *limit, const int64_t *customer_limit, size_t n,
-                          int *granted, char *errstr, size_t errstr_size)
+int po_usage_reserve_append(const po_usage_t *u, redisContext *rc, const char *order_id,
+                            const char *customer, const char *const *codes,
+                            const int64_t *limit, const int64_t *customer_limit, size_t n)
 {
         char nums[2 * 20][24], ttl[24];
-        const char *tail[3 * 20];
-        redisReply *r;
-        size_t i;
+        const char *argv[8 + 3 * 20];
+        size_t k = 0, i;
 
-        if (n > 20) {
-                snprintf(errstr, errstr_size, "too many codes");
-                return PO_ERR_INVALID_ARG;
-        }
+        if (n > 20)
+                return -1;
+        snprintf(ttl, sizeof(ttl), "%d", PO_USAGE_RESV_TTL_S);
+        argv[k++] = "EVAL";
+        argv[k++] = reserve_lua;
+        argv[k++] = "1";
+        argv[k++] = KEY_READY;
+        argv[k++] = u->marker;
+        argv[k++] = order_id;
+        argv[k++] = customer ? customer : "";
+        argv[k++] = ttl;
         for (i = 0; i < n; i++) {
                 snprintf(nums[2 * i], sizeof(nums[0]), "%lld", (long long)limit[i]);
                 snprintf(nums[2 * i + 1], sizeof(nums[0]), "%lld",
                          (long long)customer_limit[i]);
-                tail[3 * i] = codes[i];
-                tail[3 * i + 1] = nums[2 * i];
-                tail[3 * i + 2] = nums[2 * i + 1];
+                argv[k++] = codes[i];
+                argv[k++] = nums[2 * i];
+                argv[k++] = nums[2 * i + 1];
         }
-        snprintf(ttl, sizeof(ttl), "%d", PO_USAGE_RESV_TTL_S);
-        r = eval(rc, reserve_lua, u, order_id, customer, ttl, tail, 3 * n);
+        return redisAppendCommandArgv(rc, (int)k, argv, NULL) == REDIS_OK ? 0 : -1;
+}
+
+po_err_t po_usage_reserve_reply(redisContext *rc, int *granted, char *errstr,
+                                size_t errstr_size)
+{
+        redisReply *r = NULL;
+
+        if (redisGetReply(rc, (void **)&r) != REDIS_OK)
+                return po_redis_fail(rc, NULL, errstr, errstr_size);
         if (!r || r->type != REDIS_REPLY_INTEGER)
                 return po_redis_fail(rc, r, errstr, errstr_size);
         if (r->integer < 0) {
@@ -467,4 +480,19 @@ po_err_t po_usage_reserve(po_usage_t *u, redisContext *rc, const char *order_id,
         *granted = r->integer == 1;
         freeReplyObject(r);
         return PO_OK;
+}
+
+po_err_t po_usage_reserve(po_usage_t *u, redisContext *rc, const char *order_id,
+                          const char *customer, const char *const *codes,
+                          const int64_t *limit, const int64_t *customer_limit, size_t n,
+                          int *granted, char *errstr, size_t errstr_size)
+{
+        if (n > 20) {
+                snprintf(errstr, errstr_size, "too many codes");
+                return PO_ERR_INVALID_ARG;
+        }
+        if (po_usage_reserve_append(u, rc, order_id, customer, codes, limit,
+                                    customer_limit, n))
+                return po_redis_fail(rc, NULL, errstr, errstr_size);
+        return po_usage_reserve_reply(rc, granted, errstr, errstr_size);
 }

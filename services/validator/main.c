@@ -51,6 +51,14 @@ typedef struct group_slot {
         const char *codes[PO_PRICING_MAX_CODES];
         size_t ncodes;
         int64_t total[PO_PRICING_MAX_CODES], bycust[PO_PRICING_MAX_CODES];
+        /* The reservation prepare made for it, pipelined with the group's:
+         * pre = 1 once its reply says granted or not (pre_granted), for the
+         * codes pre_codes with their limits, which validate's first round
+         * must want again for the answer to count. */
+        int pre, pre_granted;
+        size_t pre_n;
+        const char *pre_codes[PO_PRICING_MAX_CODES];
+        int64_t pre_lim[PO_PRICING_MAX_CODES], pre_clim[PO_PRICING_MAX_CODES];
 } group_slot_t;
 
 typedef struct redemption {
@@ -640,8 +648,23 @@ static int fingerprint(validator_t *v, const po_codedef_t *def, po_refentry_t *e
 
 /* One attempt at validating o; PO_ERR_DEPENDENCY / TIMEOUT are retried.
  * slot: the order's prefetch by prepare, or NULL. */
+/* Whether the first round wants exactly what prepare reserved. */
+static int pre_matches(const group_slot_t *slot, const char *const *want,
+                       const int64_t *lim, const int64_t *clim, size_t n)
+{
+        size_t i;
+
+        if (!slot || slot->pre != 1 || slot->pre_n != n)
+                return 0;
+        for (i = 0; i < n; i++)
+                if (strcmp(slot->pre_codes[i], want[i]) != 0 ||
+                    slot->pre_lim[i] != lim[i] || slot->pre_clim[i] != clim[i])
+                        return 0;
+        return 1;
+}
+
 static po_err_t validate(validator_t *v, po_validated_t *vo, group_slot_t *slot,
-                         char *errstr, size_t size, int *bad_input)
+                         char *errstr, size_t size, int *bad_input, int plan)
 {
         po_order_t *o = &vo->order;
         const char *codes[PO_PRICING_MAX_CODES];
@@ -682,6 +705,8 @@ static po_err_t validate(validator_t *v, po_validated_t *vo, group_slot_t *slot,
         if (cached_refdata(v, codes, ncodes, defs, has_def, ents, customer, &tier,
                            &crm_known, skus, o->line_count, stock, has_stock))
                 err = PO_OK;
+        else if (plan)
+                return PO_ERR_INVALID_ARG; /* prepare plans from its prefetch only */
         else {
                 memset(ents, 0, sizeof(ents));
                 err = po_refdata_fetch(v->rc, v->pg, &o->arena, codes, ncodes, defs,
@@ -727,6 +752,8 @@ static po_err_t validate(validator_t *v, po_validated_t *vo, group_slot_t *slot,
                          * reads them again (the next round). */
                         if (round == 0 && cached_usage(v, slot, cdefs, nd, total, bycust))
                                 err = PO_OK;
+                        else if (plan)
+                                return PO_ERR_INVALID_ARG;
                         else
                                 err =
                                     po_usage_read(&v->usage, v->rc, o->order_id, customer,
@@ -758,13 +785,37 @@ static po_err_t validate(validator_t *v, po_validated_t *vo, group_slot_t *slot,
                                           : -1;
                         nwant++;
                 }
-                if (nwant) {
-                        err = po_usage_reserve(&v->usage, v->rc, o->order_id, customer,
-                                               want, lim, clim, nwant, &granted, errstr,
-                                               size);
-                        if (err) {
-                                v->usage.marker[0] = '\0';
-                                return err;
+                if (plan) {
+                        /* What round 0 will want: prepare reserves it. */
+                        for (i = 0; i < nwant; i++) {
+                                slot->pre_codes[i] =
+                                    po_arena_strndup(&o->arena, want[i], strlen(want[i]));
+                                if (!slot->pre_codes[i])
+                                        return PO_ERR_NOMEM;
+                                slot->pre_lim[i] = lim[i];
+                                slot->pre_clim[i] = clim[i];
+                        }
+                        slot->pre_n = nwant;
+                        return PO_OK;
+                }
+                if (round == 0 && pre_matches(slot, want, lim, clim, nwant)) {
+                        granted = slot->pre_granted;
+                } else {
+                        if (round == 0 && slot && slot->pre == 1)
+                                /* Cannot happen (same inputs, same pricing):
+                                 * the codes reserved in prepare and not
+                                 * wanted now would stay counted. */
+                                po_log_error("order %s: the first round wants other "
+                                             "codes than prepare reserved",
+                                             o->order_id);
+                        if (nwant) {
+                                err = po_usage_reserve(&v->usage, v->rc, o->order_id,
+                                                       customer, want, lim, clim, nwant,
+                                                       &granted, errstr, size);
+                                if (err) {
+                                        v->usage.marker[0] = '\0';
+                                        return err;
+                                }
                         }
                 }
                 if (!granted) {
@@ -886,6 +937,59 @@ static int group_add(validator_t *v, group_slot_t *s)
         return bad ? -1 : 0;
 }
 
+/* Plans each prefetched order's first round (its reference data and usage
+ * counts all came from the prefetch) and sends the reservations it wants in
+ * one pipeline, in the group's order, as process would have sent them one
+ * by one. process takes the answer when its first round wants the same
+ * codes (it always does: same inputs, same pricing); a refusal is priced
+ * again there, as before. A reply not read (the connection broke) leaves
+ * process to reserve on its own: a reservation is idempotent per order and
+ * code, so one that did run is granted again without counting twice. */
+static void prereserve(validator_t *v)
+{
+        char errstr[512];
+        size_t i;
+        int granted = 0;
+
+        for (i = 0; i < v->nslots; i++) {
+                group_slot_t *s = &v->slots[i];
+                po_validated_t tmp;
+                int bad = 0;
+                po_err_t e;
+
+                if (!s->decoded || !s->usage_ok)
+                        continue;
+                memset(&tmp, 0, sizeof(tmp));
+                tmp.order = s->order; /* lent: its arena grows */
+                e = validate(v, &tmp, s, errstr, sizeof(errstr), &bad, 1);
+                s->order = tmp.order;
+                if (e != PO_OK || s->pre_n == 0)
+                        continue;
+                if (po_usage_reserve_append(
+                        &v->usage, v->rc, s->order.order_id,
+                        s->order.has_customer ? s->order.customer_id : NULL, s->pre_codes,
+                        s->pre_lim, s->pre_clim, s->pre_n))
+                        break;
+                s->pre = 2; /* queued */
+        }
+        for (i = 0; i < v->nslots; i++) {
+                group_slot_t *s = &v->slots[i];
+
+                if (s->pre != 2)
+                        continue;
+                s->pre = 0;
+                if (v->rc->err)
+                        continue;
+                if (po_usage_reserve_reply(v->rc, &granted, errstr, sizeof(errstr)) ==
+                    PO_OK) {
+                        s->pre = 1;
+                        s->pre_granted = granted;
+                } else if (v->rc->err) {
+                        po_log_warn("group reservations: %s", errstr);
+                }
+        }
+}
+
 /* The stage's prepare hook: decodes the group's orders and reads what they
  * need in one Redis round trip (definitions, tiers, stock, usage counts),
  * then the misses in one PostgreSQL query per kind, whose cache fills take
@@ -945,6 +1049,8 @@ static void prepare(po_stage_t *st, rd_kafka_message_t *const *msgs, size_t n,
         }
         po_refbatch_fill(&v->refs, v->rc, pg_ok(v, errstr, sizeof(errstr)) ? v->pg : NULL,
                          &v->stats);
+        if (v->group_marker[0] && !v->rc->err)
+                prereserve(v);
         return;
 broken:
         /* process reconnects and fetches for each order on its own. */
@@ -983,7 +1089,7 @@ static po_stage_result_t process(po_stage_t *st, const rd_kafka_message_t *msg,
         for (;;) {
                 err = deps_ready(v, errstr, sizeof(errstr));
                 if (!err)
-                        err = validate(v, &vo, slot, errstr, sizeof(errstr), &bad);
+                        err = validate(v, &vo, slot, errstr, sizeof(errstr), &bad, 0);
                 if (err != PO_ERR_DEPENDENCY && err != PO_ERR_TIMEOUT)
                         break;
                 if (waited >= DEP_WAIT_MS || !po_service_running())

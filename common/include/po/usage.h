@@ -81,6 +81,17 @@ po_err_t po_usage_reserve(po_usage_t *u, redisContext *rc, const char *order_id,
                           const int64_t *limit, const int64_t *customer_limit, size_t n,
                           int *granted, char *errstr, size_t errstr_size);
 
+/* po_usage_reserve in two halves, to pipeline the reservations of many
+ * orders: reserve_append queues the command on rc (returns 0, -1 when n > 20
+ * or out of memory: nothing queued), reserve_reply reads its reply, in
+ * pipeline order, and returns as po_usage_reserve. */
+int po_usage_reserve_append(const po_usage_t *u, redisContext *rc, const char *order_id,
+                            const char *customer, const char *const *codes,
+                            const int64_t *limit, const int64_t *customer_limit,
+                            size_t n);
+po_err_t po_usage_reserve_reply(redisContext *rc, int *granted, char *errstr,
+                                size_t errstr_size);
+
 /* Whether Redis still holds marker (for the batch check). Returns 1 yes, 0
  * no, -1 on a Redis error. */
 int po_usage_marker_holds(redisContext *rc, const char *marker);
