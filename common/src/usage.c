@@ -341,46 +341,30 @@ po_err_t po_usage_ready(po_usage_t *u, redisContext *rc, PGconn *pg, int wait_ms
         }
 }
 
-/* EVAL script with marker, order, customer, extra and the codes (or code
- * triples); returns the reply or NULL. */
-static redisReply *eval(redisContext *rc, const char *script, const po_usage_t *u,
-                        const char *order_id, const char *customer, const char *extra,
-                        const char *const *argv_tail, size_t ntail)
+/* The first arguments of every usage script call: EVAL script, the ready
+ * key, marker, order, customer ('' = anonymous). Returns how many. */
+static size_t eval_head(const char **argv, const char *script, const po_usage_t *u,
+                        const char *order_id, const char *customer)
 {
-        const char *argv[MAX_ARGS];
-        size_t n = 0, i;
-
-        if (ntail + 8 > MAX_ARGS)
-                return NULL;
-        argv[n++] = "EVAL";
-        argv[n++] = script;
-        argv[n++] = "1";
-        argv[n++] = KEY_READY;
-        argv[n++] = u->marker;
-        argv[n++] = order_id;
-        argv[n++] = customer ? customer : "";
-        if (extra)
-                argv[n++] = extra;
-        for (i = 0; i < ntail; i++)
-                argv[n++] = argv_tail[i];
-        return redisCommandArgv(rc, (int)n, argv, NULL);
+        argv[0] = "EVAL";
+        argv[1] = script;
+        argv[2] = "1";
+        argv[3] = KEY_READY;
+        argv[4] = u->marker;
+        argv[5] = order_id;
+        argv[6] = customer ? customer : "";
+        return 7;
 }
 
 int po_usage_read_append(const po_usage_t *u, redisContext *rc, const char *order_id,
                          const char *customer, const char *const *codes, size_t n)
 {
         const char *argv[MAX_ARGS];
-        size_t k = 0, i;
+        size_t k, i;
 
         if (n > 64)
                 return -1;
-        argv[k++] = "EVAL";
-        argv[k++] = read_lua;
-        argv[k++] = "1";
-        argv[k++] = KEY_READY;
-        argv[k++] = u->marker;
-        argv[k++] = order_id;
-        argv[k++] = customer ? customer : "";
+        k = eval_head(argv, read_lua, u, order_id, customer);
         for (i = 0; i < n; i++)
                 argv[k++] = codes[i];
         return redisAppendCommandArgv(rc, (int)k, argv, NULL) == REDIS_OK ? 0 : -1;
@@ -429,8 +413,9 @@ po_err_t po_usage_read(po_usage_t *u, redisContext *rc, const char *order_id,
                 snprintf(errstr, errstr_size, "too many codes");
                 return PO_ERR_INVALID_ARG;
         }
-        return read_reply(rc, eval(rc, read_lua, u, order_id, customer, NULL, codes, n),
-                          n, total, by_customer, errstr, errstr_size);
+        if (po_usage_read_append(u, rc, order_id, customer, codes, n))
+                return po_redis_fail(rc, NULL, errstr, errstr_size);
+        return po_usage_read_reply(rc, n, total, by_customer, errstr, errstr_size);
 }
 
 int po_usage_reserve_append(const po_usage_t *u, redisContext *rc, const char *order_id,
@@ -439,18 +424,12 @@ int po_usage_reserve_append(const po_usage_t *u, redisContext *rc, const char *o
 {
         char nums[2 * 20][24], ttl[24];
         const char *argv[8 + 3 * 20];
-        size_t k = 0, i;
+        size_t k, i;
 
         if (n > 20)
                 return -1;
         snprintf(ttl, sizeof(ttl), "%d", PO_USAGE_RESV_TTL_S);
-        argv[k++] = "EVAL";
-        argv[k++] = reserve_lua;
-        argv[k++] = "1";
-        argv[k++] = KEY_READY;
-        argv[k++] = u->marker;
-        argv[k++] = order_id;
-        argv[k++] = customer ? customer : "";
+        k = eval_head(argv, reserve_lua, u, order_id, customer);
         argv[k++] = ttl;
         for (i = 0; i < n; i++) {
                 snprintf(nums[2 * i], sizeof(nums[0]), "%lld", (long long)limit[i]);
