@@ -3,8 +3,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,40 +35,6 @@ typedef struct paused {
         int64_t resume_ms;
 } paused_t;
 
-/* A transactional producer and the batch it carries. With overlapping
- * commits there are two: one takes new messages while the other commits. */
-typedef struct txn {
-        rd_kafka_t *producer;
-        char txid[300];
-        int open; /* begun and taking messages (not handed to a commit) */
-        int count;
-        long long started_ms;
-        long long last_msg_ms; /* when it last took a message */
-        int emit_failed;
-        /* First and next offsets of each partition in the batch. */
-        rd_kafka_topic_partition_list_t *start;
-        rd_kafka_topic_partition_list_t *next;
-} txn_t;
-
-/* A batch's commit: offsets sent to its transaction, then the commit. Runs
- * on its own thread when commits overlap, inline otherwise. Only Kafka
- * calls are made there; the outcome is handled on the stage's thread. */
-typedef struct commit_job {
-        po_stage_t *st;
-        txn_t *t;
-        rd_kafka_consumer_group_metadata_t *cgmd;
-        pthread_t thread;
-        int threaded;
-        atomic_int done;
-        atomic_int cancel; /* the stage is leaving: stop retrying */
-        int ok;
-        int fatal;          /* producer fenced or the like: exit for a restart */
-        int requires_abort; /* the transaction can only be aborted */
-        int in_doubt;       /* the commit was asked for, its outcome unknown */
-        char error[512];
-        long long offsets_us, commit_us;
-} commit_job_t;
-
 struct po_stage {
         po_service_t *svc;
         po_metrics_t *metrics;
@@ -78,15 +42,16 @@ struct po_stage {
         char input[256], group[256], dlq[256], txid[256];
         char retry_topic[PO_STAGE_MAX_RETRIES][280];
         rd_kafka_t *consumer;
-        rd_kafka_queue_t *consumer_q; /* to wake a poll when a commit ends */
+        rd_kafka_t *producer;
         po_avro_t *avro;
-        txn_t tx[2];
-        int ntx; /* 2 when commits overlap with processing, else 1 */
-        int cur; /* the transaction taking messages */
-        commit_job_t job;
-        int committing; /* job is in flight */
-        int idle;       /* the last poll found nothing */
+        int in_txn;
         int fatal;
+        long long txn_started_ms;
+        long long last_msg_ms; /* when the open transaction last took a message */
+        int batch_count;
+        /* First and next offsets of each partition in the open transaction. */
+        rd_kafka_topic_partition_list_t *batch_start;
+        rd_kafka_topic_partition_list_t *batch_next;
         paused_t paused[STAGE_MAX_PAUSED];
         int npaused;
         long long next_lag_ms;
@@ -257,15 +222,14 @@ static rd_kafka_t *make_consumer(po_stage_t *st, char *errstr, size_t size)
         return rk;
 }
 
-static rd_kafka_t *make_producer(po_stage_t *st, const char *txid, char *errstr,
-                                 size_t size)
+static rd_kafka_t *make_producer(po_stage_t *st, char *errstr, size_t size)
 {
         rd_kafka_conf_t *c = rd_kafka_conf_new();
         rd_kafka_t *rk;
 
         if (conf_set(c, "bootstrap.servers", po_service_config(st->svc)->kafka_brokers,
                      errstr, size) ||
-            conf_set(c, "transactional.id", txid, errstr, size) ||
+            conf_set(c, "transactional.id", st->txid, errstr, size) ||
             conf_set(c, "transaction.timeout.ms", "60000", errstr, size) ||
             conf_set(c, "linger.ms", "2", errstr, size) ||
             /* No compression: orders are small, a 2 ms linger makes small
@@ -294,7 +258,7 @@ po_stage_t *po_stage_new(po_service_t *svc, const po_stage_conf_t *conf, char *e
         const char *group = getenv("PROMO_STAGE_GROUP");
         rd_kafka_topic_partition_list_t *topics = NULL;
         rd_kafka_resp_err_t err;
-        int i, overlap = 0;
+        int i;
 
         if (!st) {
                 snprintf(errstr, errstr_size, "out of memory");
@@ -326,8 +290,7 @@ po_stage_t *po_stage_new(po_service_t *svc, const po_stage_conf_t *conf, char *e
             env_int("PROMO_STAGE_BATCH_MS", 1, 60000, &st->conf.batch_ms, errstr,
                     errstr_size) ||
             env_int("PROMO_STAGE_LINGER_MS", 0, 60000, &st->conf.linger_ms, errstr,
-                    errstr_size) ||
-            env_int("PROMO_STAGE_OVERLAP", 0, 1, &overlap, errstr, errstr_size))
+                    errstr_size))
                 goto error;
         if (st->conf.retries < 0 || st->conf.retries > PO_STAGE_MAX_RETRIES) {
                 snprintf(errstr, errstr_size, "retries must be 0..%d",
@@ -364,21 +327,11 @@ po_stage_t *po_stage_new(po_service_t *svc, const po_stage_conf_t *conf, char *e
         st->consumer = make_consumer(st, errstr, errstr_size);
         if (!st->consumer)
                 goto error;
-        st->consumer_q = rd_kafka_queue_get_consumer(st->consumer);
-        /* Overlapping commits: a second transactional id, "<id>.b", whose
-         * producer takes messages while the first one commits, and so on
-         * in turn. */
-        st->ntx = overlap ? 2 : 1;
-        for (i = 0; i < st->ntx; i++) {
-                txn_t *t = &st->tx[i];
-
-                snprintf(t->txid, sizeof(t->txid), i ? "%s.b" : "%s", st->txid);
-                t->producer = make_producer(st, t->txid, errstr, errstr_size);
-                if (!t->producer)
-                        goto error;
-                t->start = rd_kafka_topic_partition_list_new(16);
-                t->next = rd_kafka_topic_partition_list_new(16);
-        }
+        st->producer = make_producer(st, errstr, errstr_size);
+        if (!st->producer)
+                goto error;
+        st->batch_start = rd_kafka_topic_partition_list_new(16);
+        st->batch_next = rd_kafka_topic_partition_list_new(16);
         topics = rd_kafka_topic_partition_list_new(1 + st->conf.retries);
         rd_kafka_topic_partition_list_add(topics, st->input, RD_KAFKA_PARTITION_UA);
         for (i = 0; conf->extra_topics && conf->extra_topics[i]; i++)
@@ -401,33 +354,20 @@ error:
         return NULL;
 }
 
-static void job_join(po_stage_t *st);
-
 void po_stage_destroy(po_stage_t *st)
 {
-        int i;
-
         if (!st)
                 return;
-        if (st->committing) { /* leaving after a fatal error: outcome unused */
-                atomic_store(&st->job.cancel, 1);
-                job_join(st);
-                st->committing = 0;
-        }
-        if (st->consumer_q)
-                rd_kafka_queue_destroy(st->consumer_q);
         if (st->consumer) {
                 rd_kafka_consumer_close(st->consumer);
                 rd_kafka_destroy(st->consumer);
         }
-        for (i = 0; i < 2; i++) {
-                if (st->tx[i].producer)
-                        rd_kafka_destroy(st->tx[i].producer);
-                if (st->tx[i].start)
-                        rd_kafka_topic_partition_list_destroy(st->tx[i].start);
-                if (st->tx[i].next)
-                        rd_kafka_topic_partition_list_destroy(st->tx[i].next);
-        }
+        if (st->producer)
+                rd_kafka_destroy(st->producer);
+        if (st->batch_start)
+                rd_kafka_topic_partition_list_destroy(st->batch_start);
+        if (st->batch_next)
+                rd_kafka_topic_partition_list_destroy(st->batch_next);
         po_avro_destroy(st->avro);
         po_dynbuf_release(&st->buf);
         pending_clear(st);
@@ -490,21 +430,21 @@ static po_err_t produce(po_stage_t *st, const char *topic, const void *key,
         int tries;
 
         for (tries = 0; tries < 100; tries++) {
-                err = rd_kafka_producev(st->tx[st->cur].producer, RD_KAFKA_V_TOPIC(topic),
+                err = rd_kafka_producev(st->producer, RD_KAFKA_V_TOPIC(topic),
                                         RD_KAFKA_V_KEY((void *)key, key_len),
                                         RD_KAFKA_V_VALUE((void *)value, value_len),
                                         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                                         RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
                 if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
                         break;
-                rd_kafka_poll(st->tx[st->cur].producer, 10);
+                rd_kafka_poll(st->producer, 10);
         }
         if (err) {
                 /* On failure the headers were not taken over. */
                 if (headers)
                         rd_kafka_headers_destroy(headers);
                 po_log_error("produce to %s: %s", topic, rd_kafka_err2str(err));
-                st->tx[st->cur].emit_failed = 1;
+                st->emit_failed = 1;
                 return PO_ERR_DEPENDENCY;
         }
         labels_topic(labels, sizeof(labels), "topic", topic);
@@ -722,52 +662,50 @@ static void send_retry(po_stage_t *st, const rd_kafka_message_t *msg,
 /* Records msg's offset in the open transaction's offset lists. */
 static void track_offset(po_stage_t *st, const rd_kafka_message_t *msg)
 {
-        txn_t *t = &st->tx[st->cur];
         const char *topic = rd_kafka_topic_name(msg->rkt);
         rd_kafka_topic_partition_t *p;
 
-        p = rd_kafka_topic_partition_list_find(t->start, topic, msg->partition);
+        p = rd_kafka_topic_partition_list_find(st->batch_start, topic, msg->partition);
         if (!p)
-                rd_kafka_topic_partition_list_add(t->start, topic, msg->partition)
+                rd_kafka_topic_partition_list_add(st->batch_start, topic, msg->partition)
                     ->offset = msg->offset;
-        p = rd_kafka_topic_partition_list_find(t->next, topic, msg->partition);
+        p = rd_kafka_topic_partition_list_find(st->batch_next, topic, msg->partition);
         if (!p)
-                p = rd_kafka_topic_partition_list_add(t->next, topic, msg->partition);
+                p = rd_kafka_topic_partition_list_add(st->batch_next, topic,
+                                                      msg->partition);
         p->offset = msg->offset + 1;
 }
 
-static void clear_txn(txn_t *t)
+static void clear_batch(po_stage_t *st)
 {
-        rd_kafka_topic_partition_list_destroy(t->start);
-        rd_kafka_topic_partition_list_destroy(t->next);
-        t->start = rd_kafka_topic_partition_list_new(16);
-        t->next = rd_kafka_topic_partition_list_new(16);
-        t->count = 0;
-        t->open = 0;
-        t->emit_failed = 0;
+        rd_kafka_topic_partition_list_destroy(st->batch_start);
+        rd_kafka_topic_partition_list_destroy(st->batch_next);
+        st->batch_start = rd_kafka_topic_partition_list_new(16);
+        st->batch_next = rd_kafka_topic_partition_list_new(16);
+        st->batch_count = 0;
+        st->in_txn = 0;
 }
 
-/* After an abort, consume the aborted messages again from the first offsets
- * in starts. */
-static void rewind_to(po_stage_t *st, rd_kafka_topic_partition_list_t *starts)
+/* After an abort, consume the aborted batch again from its first offsets. */
+static void rewind_batch(po_stage_t *st)
 {
         rd_kafka_error_t *e;
         int i, failed = 0;
 
-        if (starts->cnt == 0)
+        if (st->batch_start->cnt == 0)
                 return;
-        e = rd_kafka_seek_partitions(st->consumer, starts, 10000);
+        e = rd_kafka_seek_partitions(st->consumer, st->batch_start, 10000);
         if (e) {
                 po_log_error("rewind after abort: %s", rd_kafka_error_string(e));
                 rd_kafka_error_destroy(e);
                 failed = 1;
         }
-        for (i = 0; i < starts->cnt; i++)
-                if (starts->elems[i].err) {
+        for (i = 0; i < st->batch_start->cnt; i++)
+                if (st->batch_start->elems[i].err) {
                         po_log_error("rewind after abort: %s [%d]: %s",
-                                     starts->elems[i].topic,
-                                     (int)starts->elems[i].partition,
-                                     rd_kafka_err2str(starts->elems[i].err));
+                                     st->batch_start->elems[i].topic,
+                                     (int)st->batch_start->elems[i].partition,
+                                     rd_kafka_err2str(st->batch_start->elems[i].err));
                         failed = 1;
                 }
         /* A partition not rewound would go on after the aborted batch and
@@ -779,13 +717,14 @@ static void rewind_to(po_stage_t *st, rd_kafka_topic_partition_list_t *starts)
         }
 }
 
-/* Aborts t's transaction (the batch is given up; no rewind here). */
-static void abort_txn(po_stage_t *st, txn_t *t, const char *why)
+static void abort_batch(po_stage_t *st, const char *why)
 {
         rd_kafka_error_t *e;
 
-        po_log_warn("aborting transaction of %d messages: %s", t->count, why);
-        e = rd_kafka_abort_transaction(t->producer, STAGE_TXN_TIMEOUT_MS);
+        if (!st->in_txn)
+                return;
+        po_log_warn("aborting transaction of %d messages: %s", st->batch_count, why);
+        e = rd_kafka_abort_transaction(st->producer, STAGE_TXN_TIMEOUT_MS);
         if (e) {
                 po_log_error("abort: %s", rd_kafka_error_string(e));
                 if (rd_kafka_error_is_fatal(e))
@@ -794,220 +733,103 @@ static void abort_txn(po_stage_t *st, txn_t *t, const char *why)
         }
         po_metrics_add(st->metrics, "promo_transactions_total",
                        "Kafka transactions, by result.", "result=\"aborted\"", 1);
-}
-
-/* Aborts the open transaction and consumes its messages again. */
-static void abort_open(po_stage_t *st, const char *why)
-{
-        txn_t *t = &st->tx[st->cur];
-
-        if (!t->open)
-                return;
-        abort_txn(st, t, why);
-        rewind_to(st, t->start);
-        clear_txn(t);
+        rewind_batch(st);
+        clear_batch(st);
         if (st->conf.after_batch)
                 st->conf.after_batch(st, 0, st->conf.opaque);
 }
 
-static void job_sleep(commit_job_t *j, int ms)
+/* Sends the batch's offsets and commits. Returns 0 on success. */
+static int commit_batch(po_stage_t *st)
 {
-        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-        (void)j;
-        nanosleep(&ts, NULL);
-}
-
-static int job_go_on(commit_job_t *j)
-{
-        return po_service_running() && !atomic_load(&j->cancel);
-}
-
-/* The commit itself: only Kafka calls, so that it can run on its own
- * thread. The outcome is left in the job for finish_commit. */
-static void *commit_work(void *arg)
-{
-        commit_job_t *j = arg;
-        txn_t *t = j->t;
+        rd_kafka_consumer_group_metadata_t *cgmd;
         rd_kafka_error_t *e = NULL;
-        long long t0 = now_us(), t1;
+        long long t0, t1;
         int tries;
 
+        if (!st->in_txn)
+                return 0;
+        if (st->emit_failed) {
+                abort_batch(st, "an output could not be produced");
+                st->emit_failed = 0;
+                return -1;
+        }
+        if (st->conf.before_commit &&
+            st->conf.before_commit(st, st->conf.opaque) != PO_OK) {
+                abort_batch(st, "the stage could not complete the batch");
+                /* A dependency is down: do not spin on it. */
+                po_service_tick(st->svc, 500);
+                return -1;
+        }
         /* The offsets first: committing the outputs without them would
          * commit a batch whose input is consumed again (doubles). A
          * retriable error (the coordinator moving, the broker restarting)
          * is retried; anything else aborts the batch, which is then consumed
          * again from the last committed offsets. */
+        t0 = now_us();
+        cgmd = rd_kafka_consumer_group_metadata(st->consumer);
         for (tries = 0;; tries++) {
-                e = rd_kafka_send_offsets_to_transaction(t->producer, t->next, j->cgmd,
-                                                         STAGE_TXN_TIMEOUT_MS);
-                if (!e || !rd_kafka_error_is_retriable(e) || !job_go_on(j) ||
+                e = rd_kafka_send_offsets_to_transaction(st->producer, st->batch_next,
+                                                         cgmd, STAGE_TXN_TIMEOUT_MS);
+                if (!e || !rd_kafka_error_is_retriable(e) || !po_service_running() ||
                     tries >= STAGE_TXN_RETRIES)
                         break;
                 po_log_warn("send offsets: %s (retrying)", rd_kafka_error_string(e));
                 rd_kafka_error_destroy(e);
-                job_sleep(j, 200);
+                po_service_tick(st->svc, 200);
+        }
+        rd_kafka_consumer_group_metadata_destroy(cgmd);
+        if (e) {
+                po_log_error("send offsets: %s", rd_kafka_error_string(e));
+                if (rd_kafka_error_is_fatal(e))
+                        st->fatal = 1;
+                rd_kafka_error_destroy(e);
+                if (!st->fatal)
+                        abort_batch(st, "the offsets could not be sent");
+                return -1;
         }
         t1 = now_us();
-        j->offsets_us = t1 - t0;
-        if (e) {
-                snprintf(j->error, sizeof(j->error), "send offsets: %s",
-                         rd_kafka_error_string(e));
-                j->fatal = rd_kafka_error_is_fatal(e);
-                j->requires_abort = !j->fatal;
-                rd_kafka_error_destroy(e);
-                goto out;
-        }
+        po_metrics_observe_us(st->metrics, "promo_txn_offsets_seconds",
+                              "Time to send a batch's offsets to its transaction.",
+                              (uint64_t)(t1 - t0));
         /* Then the commit. Once it was asked for, the outcome may be in doubt
          * (the coordinator may have written it): a retriable error is retried
          * with the same call, never turned into an abort, which would consume
          * the batch again after a commit that took effect. */
         for (tries = 0;; tries++) {
-                e = rd_kafka_commit_transaction(t->producer, STAGE_TXN_TIMEOUT_MS);
-                if (!e || !rd_kafka_error_is_retriable(e) || !job_go_on(j))
+                e = rd_kafka_commit_transaction(st->producer, STAGE_TXN_TIMEOUT_MS);
+                if (!e || !rd_kafka_error_is_retriable(e) || !po_service_running())
                         break;
                 if (tries % 10 == 0)
                         po_log_warn("commit: %s (retrying)", rd_kafka_error_string(e));
                 rd_kafka_error_destroy(e);
-                job_sleep(j, 200);
+                po_service_tick(st->svc, 200);
         }
-        j->commit_us = now_us() - t1;
         if (e) {
-                snprintf(j->error, sizeof(j->error), "commit: %s",
-                         rd_kafka_error_string(e));
-                j->fatal = rd_kafka_error_is_fatal(e);
-                j->requires_abort = rd_kafka_error_txn_requires_abort(e);
-                /* Retriable but we are stopping: the outcome is in doubt. */
-                j->in_doubt = !j->fatal && !j->requires_abort;
+                int requires_abort = rd_kafka_error_txn_requires_abort(e);
+
+                po_log_error("commit: %s", rd_kafka_error_string(e));
+                if (rd_kafka_error_is_fatal(e))
+                        st->fatal = 1;
                 rd_kafka_error_destroy(e);
-                goto out;
+                if (requires_abort)
+                        abort_batch(st, "commit failed");
+                else if (!st->fatal)
+                        /* Retriable but we are stopping: the outcome is in
+                         * doubt, so leave without rewinding; the next owner
+                         * of the partitions starts from what was committed. */
+                        st->fatal = 1;
+                return -1;
         }
-        j->ok = 1;
-out:
-        atomic_store(&j->done, 1);
-        /* The stage's thread may be waiting in a poll: let it see the end. */
-        if (j->threaded && j->st->consumer_q)
-                rd_kafka_queue_yield(j->st->consumer_q);
-        return NULL;
-}
-
-static void job_join(po_stage_t *st)
-{
-        if (st->job.threaded)
-                pthread_join(st->job.thread, NULL);
-        st->job.threaded = 0;
-        if (st->job.cgmd)
-                rd_kafka_consumer_group_metadata_destroy(st->job.cgmd);
-        st->job.cgmd = NULL;
-}
-
-/* Handles the outcome of the commit in flight (waiting for it if needed).
- * A failed commit takes the open transaction with it: its messages come
- * after the failed batch's, which is consumed again from its start. */
-static void finish_commit(po_stage_t *st)
-{
-        commit_job_t *j = &st->job;
-        txn_t *t = j->t, *open = &st->tx[st->cur];
-        rd_kafka_topic_partition_list_t *starts;
-        int i;
-
-        if (!st->committing)
-                return;
-        job_join(st);
-        st->committing = 0;
-        po_metrics_observe_us(st->metrics, "promo_txn_offsets_seconds",
-                              "Time to send a batch's offsets to its transaction.",
-                              (uint64_t)j->offsets_us);
-        if (j->ok) {
-                po_metrics_observe_us(
-                    st->metrics, "promo_txn_commit_seconds",
-                    "Time to commit a batch's transaction (outputs flushed).",
-                    (uint64_t)j->commit_us);
-                po_metrics_add(st->metrics, "promo_transactions_total",
-                               "Kafka transactions, by result.", "result=\"committed\"",
-                               1);
-                clear_txn(t);
-                if (st->conf.after_batch)
-                        st->conf.after_batch(st, 1, st->conf.opaque);
-                return;
-        }
-        po_log_error("%s", j->error);
-        if (j->fatal || j->in_doubt) {
-                /* Fenced, or stopping with the outcome unknown: leave without
-                 * rewinding; whoever owns the partitions next starts from
-                 * what was committed. */
-                st->fatal = 1;
-                return;
-        }
-        abort_txn(st, t, "the batch could not be committed");
-        starts = rd_kafka_topic_partition_list_copy(t->start);
-        if (open != t && open->open) {
-                abort_txn(st, open, "the batch before it could not be committed");
-                for (i = 0; i < open->start->cnt; i++)
-                        if (!rd_kafka_topic_partition_list_find(
-                                starts, open->start->elems[i].topic,
-                                open->start->elems[i].partition))
-                                rd_kafka_topic_partition_list_add(
-                                    starts, open->start->elems[i].topic,
-                                    open->start->elems[i].partition)
-                                    ->offset = open->start->elems[i].offset;
-                clear_txn(open);
-                if (st->conf.after_batch)
-                        st->conf.after_batch(st, 0, st->conf.opaque);
-        }
-        rewind_to(st, starts);
-        rd_kafka_topic_partition_list_destroy(starts);
-        clear_txn(t);
+        po_metrics_observe_us(st->metrics, "promo_txn_commit_seconds",
+                              "Time to commit a batch's transaction (outputs flushed).",
+                              (uint64_t)(now_us() - t1));
+        po_metrics_add(st->metrics, "promo_transactions_total",
+                       "Kafka transactions, by result.", "result=\"committed\"", 1);
+        clear_batch(st);
         if (st->conf.after_batch)
-                st->conf.after_batch(st, 0, st->conf.opaque);
-}
-
-/* Seals the open batch and commits it: the stage's before_commit hook, then
- * the offsets and the commit, on their own thread when commits overlap (the
- * other transaction takes the next messages meanwhile), else inline. Only
- * called when no commit is in flight. */
-static void commit_open(po_stage_t *st)
-{
-        txn_t *t = &st->tx[st->cur];
-        commit_job_t *j = &st->job;
-
-        if (!t->open || st->committing)
-                return;
-        if (t->emit_failed) {
-                abort_open(st, "an output could not be produced");
-                return;
-        }
-        if (st->conf.before_commit &&
-            st->conf.before_commit(st, st->conf.opaque) != PO_OK) {
-                abort_open(st, "the stage could not complete the batch");
-                /* A dependency is down: do not spin on it. */
-                po_service_tick(st->svc, 500);
-                return;
-        }
-        memset(j, 0, sizeof(*j));
-        j->st = st;
-        j->t = t;
-        j->cgmd = rd_kafka_consumer_group_metadata(st->consumer);
-        t->open = 0;
-        st->committing = 1;
-        j->threaded = st->ntx == 2;
-        if (j->threaded && pthread_create(&j->thread, NULL, commit_work, j) == 0) {
-                st->cur ^= 1;
-                return;
-        }
-        j->threaded = 0;
-        commit_work(j);
-        finish_commit(st);
-}
-
-/* Leaves nothing in flight: waits for the commit in flight, then commits
- * the open batch (on SIGTERM). */
-static void drain(po_stage_t *st)
-{
-        finish_commit(st);
-        if (!st->fatal)
-                commit_open(st);
-        finish_commit(st);
+                st->conf.after_batch(st, 1, st->conf.opaque);
+        return 0;
 }
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -1021,12 +843,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 rd_kafka_assign(rk, parts);
                 return;
         }
-        /* Revoked: a commit in flight is seen through (its offsets are the
-         * group's before the partitions move on); what was processed but
-         * not committed is given up, and the new owner consumes it again
-         * from the committed offsets. */
-        finish_commit(st);
-        abort_open(st, "partitions revoked");
+        /* Revoked: what was processed but not committed is given up; the new
+         * owner consumes it again from the committed offsets. */
+        if (st->in_txn)
+                abort_batch(st, "partitions revoked");
         st->npaused = 0;
         po_log_info("revoked %d partitions", parts->cnt);
         rd_kafka_assign(rk, NULL);
@@ -1200,21 +1020,19 @@ static void seek_back(po_stage_t *st, rd_kafka_message_t *const *msgs, size_t n)
 
 static int begin_txn(po_stage_t *st)
 {
-        txn_t *t = &st->tx[st->cur];
         rd_kafka_error_t *e;
 
-        if (t->open)
+        if (st->in_txn)
                 return 0;
-        e = rd_kafka_begin_transaction(t->producer);
+        e = rd_kafka_begin_transaction(st->producer);
         if (e) {
                 po_log_error("begin transaction: %s", rd_kafka_error_string(e));
                 st->fatal = rd_kafka_error_is_fatal(e);
                 rd_kafka_error_destroy(e);
                 return -1;
         }
-        t->open = 1;
-        t->started_ms = now_ms();
-        t->last_msg_ms = t->started_ms;
+        st->in_txn = 1;
+        st->txn_started_ms = now_ms();
         return 0;
 }
 
@@ -1251,7 +1069,7 @@ static void handle_message(po_stage_t *st, rd_kafka_message_t *msg)
                               "Time from consume to produce of one message.",
                               (uint64_t)(now_ms() - t0) * 1000);
         track_offset(st, msg);
-        st->tx[st->cur].count++;
+        st->batch_count++;
 }
 
 /* How long the next poll may wait for a first message: STAGE_POLL_MS, or
@@ -1259,17 +1077,15 @@ static void handle_message(po_stage_t *st, rd_kafka_message_t *msg)
  * or it has lingered long enough without a new message). */
 static int poll_timeout(const po_stage_t *st)
 {
-        const txn_t *t = &st->tx[st->cur];
         long long due, left;
-        int max = STAGE_POLL_MS;
 
-        if (!t->open)
-                return max;
-        due = t->started_ms + st->conf.batch_ms;
-        if (t->last_msg_ms + st->conf.linger_ms < due)
-                due = t->last_msg_ms + st->conf.linger_ms;
+        if (!st->in_txn)
+                return STAGE_POLL_MS;
+        due = st->txn_started_ms + st->conf.batch_ms;
+        if (st->last_msg_ms + st->conf.linger_ms < due)
+                due = st->last_msg_ms + st->conf.linger_ms;
         left = due - now_ms();
-        return left <= 0 ? 0 : left < max ? (int)left : max;
+        return left <= 0 ? 0 : left < STAGE_POLL_MS ? (int)left : STAGE_POLL_MS;
 }
 
 /* Whether the open transaction is to be committed now: full, open for
@@ -1278,14 +1094,13 @@ static int poll_timeout(const po_stage_t *st)
  * nothing. */
 static int commit_due(const po_stage_t *st, int idle)
 {
-        const txn_t *t = &st->tx[st->cur];
         long long now = now_ms();
 
-        if (!t->open)
+        if (!st->in_txn)
                 return 0;
-        return t->count >= st->conf.batch_max ||
-               now - t->started_ms >= st->conf.batch_ms ||
-               (idle && now - t->last_msg_ms >= st->conf.linger_ms);
+        return st->batch_count >= st->conf.batch_max ||
+               now - st->txn_started_ms >= st->conf.batch_ms ||
+               (idle && now - st->last_msg_ms >= st->conf.linger_ms);
 }
 
 /* Takes what the consumer has, up to the room left in the batch: waits up to
@@ -1293,9 +1108,9 @@ static int commit_due(const po_stage_t *st, int idle)
  * the number of messages in st->polled (to destroy after use). */
 static size_t poll_group(po_stage_t *st)
 {
-        int count = st->tx[st->cur].count;
-        size_t room =
-            st->conf.batch_max > count ? (size_t)(st->conf.batch_max - count) : 1;
+        size_t room = st->conf.batch_max > st->batch_count
+                          ? (size_t)(st->conf.batch_max - st->batch_count)
+                          : 1;
         size_t n = 0, i;
         unsigned gen = st->rebalances;
         rd_kafka_message_t *msg;
@@ -1352,7 +1167,7 @@ static void handle_group(po_stage_t *st, size_t n)
                 st->conf.prepare(st, st->todo, k, st->conf.opaque);
         for (i = 0; i < k; i++)
                 handle_message(st, st->todo[i]);
-        st->tx[st->cur].last_msg_ms = now_ms();
+        st->last_msg_ms = now_ms();
 }
 
 int po_stage_run(po_stage_t *st)
@@ -1360,17 +1175,13 @@ int po_stage_run(po_stage_t *st)
         rd_kafka_error_t *e;
         char errstr[512];
         size_t n, i;
-        int backoff = 0, k = 0;
+        int backoff = 0;
 
-        /* The broker may still be starting: keep trying while running. Each
-         * transactional id's init fences its previous incarnation's
-         * producer and aborts what it left open. */
-        while (po_service_running() && k < st->ntx) {
-                e = rd_kafka_init_transactions(st->tx[k].producer, STAGE_TXN_TIMEOUT_MS);
-                if (!e) {
-                        k++;
-                        continue;
-                }
+        /* The broker may still be starting: keep trying while running. */
+        while (po_service_running()) {
+                e = rd_kafka_init_transactions(st->producer, STAGE_TXN_TIMEOUT_MS);
+                if (!e)
+                        break;
                 snprintf(errstr, sizeof(errstr), "init transactions: %s",
                          rd_kafka_error_string(e));
                 if (rd_kafka_error_is_fatal(e)) {
@@ -1392,24 +1203,14 @@ int po_stage_run(po_stage_t *st)
                 if (st->conf.idle)
                         st->conf.idle(st, st->conf.opaque);
                 resume_due(st);
-                /* A commit in flight is seen through once done, or right away
-                 * (waiting) when the batch behind it is full. */
-                if (st->committing && (atomic_load(&st->job.done) ||
-                                       st->tx[st->cur].count >= st->conf.batch_max))
-                        finish_commit(st);
-                if (st->fatal)
-                        break;
-                if (!st->committing && commit_due(st, st->idle))
-                        commit_open(st);
-                for (k = 0; k < st->ntx; k++)
-                        if (!st->committing || &st->tx[k] != st->job.t)
-                                rd_kafka_poll(st->tx[k].producer, 0);
+                rd_kafka_poll(st->producer, 0);
                 n = poll_group(st);
-                st->idle = n == 0;
                 if (n)
                         handle_group(st, n);
                 for (i = 0; i < n; i++)
                         rd_kafka_message_destroy(st->polled[i]);
+                if (commit_due(st, n == 0))
+                        commit_batch(st);
                 if (now_ms() >= st->next_lag_ms) {
                         update_lag(st);
                         st->next_lag_ms = now_ms() + STAGE_LAG_INTERVAL_MS;
@@ -1420,11 +1221,7 @@ int po_stage_run(po_stage_t *st)
                 return 1;
         }
         /* SIGTERM: finish the open transaction, then close (po_stage_destroy). */
-        drain(st);
-        if (st->fatal) {
-                po_log_error("fatal transaction error while draining");
-                return 1;
-        }
+        commit_batch(st);
         po_log_info("drained; leaving the group");
         return 0;
 }

@@ -621,20 +621,14 @@ static po_err_t before_commit(po_stage_t *st, void *opaque)
                             s->crash_after);
                 raise(SIGKILL);
         }
-        /* The batch is sealed: the next one may start while its Kafka
-         * commit is in flight (after_batch clears only after a failure). */
-        clear_batch(s);
         return PO_OK;
 }
 
-/* A batch that failed takes every later uncommitted one with it (their
- * messages are all consumed again); after a success the next batch may
- * already be under way, so there is nothing to clear. */
 static void after_batch(po_stage_t *st, int committed, void *opaque)
 {
         (void)st;
-        if (!committed)
-                clear_batch(opaque);
+        (void)committed;
+        clear_batch(opaque);
 }
 
 /* While PostgreSQL is down and no batch comes to try it, keep probing so that

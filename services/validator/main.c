@@ -285,9 +285,6 @@ static po_err_t before_commit(po_stage_t *st, void *opaque)
         po_metrics_add(v->metrics, "promo_redemptions_recorded_total",
                        "Reservations written to PostgreSQL (redemptions).", NULL,
                        v->nbatch);
-        /* The batch is sealed: the next one may start while its Kafka
-         * commit is in flight (after_batch clears only after a failure). */
-        batch_clear(v);
         return PO_OK;
 rollback:
         PQclear(PQexec(v->pg, "ROLLBACK"));
@@ -297,14 +294,11 @@ fail:
         return PO_ERR_DEPENDENCY;
 }
 
-/* A batch that failed takes every later uncommitted one with it (their
- * messages are all consumed again); after a success the next batch may
- * already be under way, so there is nothing to clear. */
 static void after_batch(po_stage_t *st, int committed, void *opaque)
 {
         (void)st;
-        if (!committed)
-                batch_clear(opaque);
+        (void)committed;
+        batch_clear(opaque);
 }
 
 /* ---- reference data ---- */

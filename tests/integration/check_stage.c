@@ -82,9 +82,6 @@ static void produce(const char *topic, int partition, const char *fmt, int from,
 }
 
 static int stage_port; /* the stage's health port; 0: none */
-/* PROMO_STAGE_OVERLAP for the stages a test starts: the kill and term cases
- * run in both modes (loop index = mode). */
-static const char *stage_overlap = "0";
 
 static pid_t start_stage(const topics_t *t, const char *delays)
 {
@@ -108,7 +105,6 @@ static pid_t start_stage(const topics_t *t, const char *delays)
                 setenv("PROMO_STAGE_RETRY_DELAYS_MS", delays, 1);
                 setenv("PROMO_STAGE_BATCH_MAX", "200", 1);
                 setenv("PROMO_ECHO_HTTP_PORT", port, 1);
-                setenv("PROMO_STAGE_OVERLAP", stage_overlap, 1);
                 execl(path, path, (char *)NULL);
                 _exit(127);
         }
@@ -227,7 +223,6 @@ START_TEST(poison_goes_to_dlq_and_partition_flows)
         pid_t pid;
         int i;
 
-        stage_overlap = "0";
         make_topics(&t, "poison", 1);
         produce(t.in, 0, "m%d", 0, 50);
         produce(t.in, 0, "poison-%d", 50, 51);
@@ -268,7 +263,6 @@ START_TEST(transient_retried_then_succeeds_or_dead_letters)
         tally_t out, dlq;
         pid_t pid;
 
-        stage_overlap = "0";
         make_topics(&t, "transient", 1);
         /* Fails on attempt 0, succeeds on attempt 1 (from retry.1). */
         produce(t.in, 0, "transient-1:%d", 0, 5);
@@ -313,8 +307,7 @@ START_TEST(sigkill_mid_stream_loses_and_doubles_nothing)
         pid_t pid;
         int i, missing = 0, doubled = 0;
 
-        stage_overlap = _i ? "1" : "0";
-        make_topics(&t, _i ? "kill-overlap" : "kill", 3);
+        make_topics(&t, "kill", 3);
         produce(t.in, -1, "k%d", 0, N);
         pid = start_stage(&t, "100,100");
         /* Wait until some, not all, output is committed, then kill. */
@@ -348,8 +341,7 @@ START_TEST(sigterm_drains_cleanly)
         pid_t pid;
         int i, status;
 
-        stage_overlap = _i ? "1" : "0";
-        make_topics(&t, _i ? "term-overlap" : "term", 2);
+        make_topics(&t, "term", 2);
         produce(t.in, -1, "d%d", 0, N);
         pid = start_stage(&t, "100,100");
         it_sleep_ms(3000);
@@ -412,7 +404,6 @@ START_TEST(consumer_lag_counts_from_the_committed_offset)
         pid_t pid;
 
         stage_port = it_free_port();
-        stage_overlap = "0";
         make_topics(&t, "lag", 2);
         produce(t.in, -1, "l%d", 0, N);
         pid = start_stage(&t, "100,100");
@@ -466,14 +457,7 @@ int main(void)
                 for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
                         tc = tcase_create(cases[i].name);
                         tcase_set_timeout(tc, 300);
-                        /* kill and term: without and with overlapping commits. */
-                        _tcase_add_test(
-                            tc, cases[i].test, 0, 0, 0,
-                            cases[i].test ==
-                                        sigkill_mid_stream_loses_and_doubles_nothing ||
-                                    cases[i].test == sigterm_drains_cleanly
-                                ? 2
-                                : 1);
+                        _tcase_add_test(tc, cases[i].test, 0, 0, 0, 1);
                         suite_add_tcase(s, tc);
                 }
         }

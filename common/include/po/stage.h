@@ -73,19 +73,12 @@ typedef struct po_stage_conf {
          * their transient failures go through the input's retry topics).
          * The array must outlive the stage. */
         const char *const *extra_topics;
-        /* Called when the batch is sealed, before its offsets and commit
-         * go to Kafka; a non-PO_OK result aborts the transaction and the
-         * batch is consumed again (e.g. a database write of the batch
-         * failed). On PO_OK the batch is the hook's no more: with
-         * overlapping commits (PROMO_STAGE_OVERLAP=1) process is called for the next
-         * batch's messages while this one commits, so per-batch state is
-         * to be reset here. */
+        /* Called before the offsets are committed with the transaction; a
+         * non-PO_OK result aborts the transaction and the batch is consumed
+         * again (e.g. a database write of the batch failed). */
         po_err_t (*before_commit)(po_stage_t *stage, void *opaque);
-        /* Called once a batch's outcome is known, in batch order: committed
-         * = 1 after its commit (the next batch may be under way), 0 after
-         * an abort, in which case every later batch not yet committed is
-         * aborted too (one call each) and all their messages are processed
-         * again. */
+        /* Called once a batch is over: committed = 1 after a commit, 0 after
+         * an abort (its messages will be processed again). */
         void (*after_batch)(po_stage_t *stage, int committed, void *opaque);
         /* Called on every turn of the loop (at least every 50 ms), outside
          * any callback: for housekeeping such as reference-data consumers. */
@@ -110,9 +103,6 @@ typedef struct po_stage_conf {
 /* Creates the consumer and the transactional producer for the service's
  * brokers. Environment overrides: PROMO_STAGE_RETRY_DELAYS_MS ("1000,10000"),
  * PROMO_STAGE_BATCH_MAX, PROMO_STAGE_BATCH_MS, PROMO_STAGE_LINGER_MS,
- * PROMO_STAGE_OVERLAP (0, the default: the loop waits for each commit; 1: a
- * second transactional producer, "<transactional id>.b", takes messages
- * while the first commits),
  * PROMO_INSTANCE, and librdkafka properties over the runner's defaults:
  * PROMO_KAFKA_CONSUMER_CONF, PROMO_KAFKA_PRODUCER_CONF ("key=value,..."). conf is copied
  * (its strings too); svc must outlive the stage. Returns NULL with a message
