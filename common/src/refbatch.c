@@ -307,13 +307,6 @@ void po_refbatch_fill(po_refbatch_t *b, redisContext *rc, PGconn *pg,
                 PQclear(res);
         }
         /* Cache fills are best effort: the answers stand either way. */
-        while (pending) {
-                redisReply *r = NULL;
-
-                if (redisGetReply(rc, (void **)&r) != REDIS_OK)
-                        break;
-                freeReplyObject(r);
-                pending--;
-        }
+        po_redis_drain(rc, pending);
         po_dynbuf_release(&arr);
 }

@@ -351,14 +351,7 @@ out:
          * queries) still owe their replies: read them, or the next command on
          * this connection would read theirs and every later one be off by
          * one. */
-        while (pending) {
-                redisReply *r = NULL;
-
-                if (redisGetReply(rc, (void **)&r) != REDIS_OK)
-                        break;
-                freeReplyObject(r);
-                pending--;
-        }
+        po_redis_drain(rc, pending);
         PQclear(res);
         po_dynbuf_release(&arr);
         free(miss);
