@@ -67,6 +67,7 @@ struct po_stage {
         /* The messages of one poll, and those of them to process. */
         rd_kafka_message_t *polled[PO_STAGE_GROUP_MAX];
         rd_kafka_message_t *todo[PO_STAGE_GROUP_MAX];
+        long long group_us; /* when the poll returned the group's first message */
 };
 
 static long long now_ms(void)
@@ -754,12 +755,18 @@ static int commit_batch(po_stage_t *st)
                 st->emit_failed = 0;
                 return -1;
         }
-        if (st->conf.before_commit &&
-            st->conf.before_commit(st, st->conf.opaque) != PO_OK) {
-                abort_batch(st, "the stage could not complete the batch");
-                /* A dependency is down: do not spin on it. */
-                po_service_tick(st->svc, 500);
-                return -1;
+        if (st->conf.before_commit) {
+                t0 = now_us();
+                if (st->conf.before_commit(st, st->conf.opaque) != PO_OK) {
+                        abort_batch(st, "the stage could not complete the batch");
+                        /* A dependency is down: do not spin on it. */
+                        po_service_tick(st->svc, 500);
+                        return -1;
+                }
+                po_metrics_observe_us(st->metrics, "promo_txn_before_commit_seconds",
+                                      "Time of the stage's own work before a commit "
+                                      "(a database write).",
+                                      (uint64_t)(now_us() - t0));
         }
         /* The offsets first: committing the outputs without them would
          * commit a batch whose input is consumed again (doubles). A
@@ -1068,6 +1075,11 @@ static void handle_message(po_stage_t *st, rd_kafka_message_t *msg)
         po_metrics_observe_us(st->metrics, "promo_processing_seconds",
                               "Time from consume to produce of one message.",
                               (uint64_t)(now_ms() - t0) * 1000);
+        po_metrics_observe_us(st->metrics, "promo_stage_latency_seconds",
+                              "Time from the poll that returned a message to the produce "
+                              "of its output, its group's preparation and the messages "
+                              "before it included.",
+                              (uint64_t)(now_us() - st->group_us));
         track_offset(st, msg);
         st->batch_count++;
 }
@@ -1118,6 +1130,7 @@ static size_t poll_group(po_stage_t *st)
         if (room > PO_STAGE_GROUP_MAX)
                 room = PO_STAGE_GROUP_MAX;
         msg = rd_kafka_consumer_poll(st->consumer, poll_timeout(st));
+        st->group_us = now_us();
         while (msg) {
                 if (st->rebalances != gen) {
                         /* Polled before a rebalance: the partitions' owner

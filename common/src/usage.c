@@ -306,6 +306,25 @@ po_err_t po_usage_rebuild(po_usage_t *u, redisContext *rc, PGconn *pg, char *err
         return PO_OK;
 }
 
+/* SCRIPT LOAD: sha = the script's SHA1 as Redis reports it, or "" when it
+ * could not be loaded (the calls then send the script itself). */
+static void load_script(redisContext *rc, const char *script, char *sha)
+{
+        redisReply *r = redisCommand(rc, "SCRIPT LOAD %s", script);
+
+        sha[0] = '\0';
+        if (r && r->type == REDIS_REPLY_STRING && r->len == 40)
+                memcpy(sha, r->str, 41);
+        if (r)
+                freeReplyObject(r);
+}
+
+static void load_scripts(po_usage_t *u, redisContext *rc)
+{
+        load_script(rc, read_lua, u->read_sha);
+        load_script(rc, reserve_lua, u->reserve_sha);
+}
+
 po_err_t po_usage_ready(po_usage_t *u, redisContext *rc, PGconn *pg, int wait_ms,
                         char *errstr, size_t errstr_size)
 {
@@ -327,11 +346,14 @@ po_err_t po_usage_ready(po_usage_t *u, redisContext *rc, PGconn *pg, int wait_ms
                         snprintf(u->marker, sizeof(u->marker), "%s", r->str);
                         snprintf(u->run_id, sizeof(u->run_id), "%s", rid);
                         freeReplyObject(r);
+                        load_scripts(u, rc);
                         return PO_OK;
                 }
                 freeReplyObject(r);
                 u->marker[0] = '\0';
                 err = po_usage_rebuild(u, rc, pg, errstr, errstr_size);
+                if (err == PO_OK)
+                        load_scripts(u, rc);
                 if (err != PO_ERR_TIMEOUT)
                         return err;
                 if (waited >= wait_ms)
@@ -341,13 +363,14 @@ po_err_t po_usage_ready(po_usage_t *u, redisContext *rc, PGconn *pg, int wait_ms
         }
 }
 
-/* The first arguments of every usage script call: EVAL script, the ready
- * key, marker, order, customer ('' = anonymous). Returns how many. */
-static size_t eval_head(const char **argv, const char *script, const po_usage_t *u,
-                        const char *order_id, const char *customer)
+/* The first arguments of every usage script call: EVALSHA sha (EVAL script
+ * when sha is ""), the ready key, marker, order, customer ('' = anonymous).
+ * Returns how many. */
+static size_t eval_head(const char **argv, const char *script, const char *sha,
+                        const po_usage_t *u, const char *order_id, const char *customer)
 {
-        argv[0] = "EVAL";
-        argv[1] = script;
+        argv[0] = sha[0] ? "EVALSHA" : "EVAL";
+        argv[1] = sha[0] ? sha : script;
         argv[2] = "1";
         argv[3] = KEY_READY;
         argv[4] = u->marker;
@@ -364,7 +387,7 @@ int po_usage_read_append(const po_usage_t *u, redisContext *rc, const char *orde
 
         if (n > 64)
                 return -1;
-        k = eval_head(argv, read_lua, u, order_id, customer);
+        k = eval_head(argv, read_lua, u->read_sha, u, order_id, customer);
         for (i = 0; i < n; i++)
                 argv[k++] = codes[i];
         return redisAppendCommandArgv(rc, (int)k, argv, NULL) == REDIS_OK ? 0 : -1;
@@ -394,6 +417,33 @@ static po_err_t read_reply(redisContext *rc, redisReply *r, size_t n, int64_t *t
         return PO_OK;
 }
 
+/* Whether r says that Redis does not have the script (it restarted, or
+ * SCRIPT FLUSH). */
+static int noscript(const redisReply *r)
+{
+        return r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
+}
+
+/* Reads the reply of a script call queued on rc; when Redis no longer has
+ * the script, loads it again (sha) and sends the call once more with
+ * append. Returns the reply, NULL on a connection error. */
+static redisReply *script_reply(po_usage_t *u, redisContext *rc, const char *script,
+                                char *sha, int (*append)(po_usage_t *, void *), void *arg)
+{
+        redisReply *r = NULL;
+
+        if (redisGetReply(rc, (void **)&r) != REDIS_OK)
+                return NULL;
+        if (!noscript(r))
+                return r;
+        freeReplyObject(r);
+        r = NULL;
+        load_script(rc, script, sha);
+        if (append(u, arg) || redisGetReply(rc, (void **)&r) != REDIS_OK)
+                return NULL;
+        return r;
+}
+
 po_err_t po_usage_read_reply(redisContext *rc, size_t n, int64_t *total,
                              int64_t *by_customer, char *errstr, size_t errstr_size)
 {
@@ -404,18 +454,44 @@ po_err_t po_usage_read_reply(redisContext *rc, size_t n, int64_t *total,
         return read_reply(rc, r, n, total, by_customer, errstr, errstr_size);
 }
 
+/* The arguments of a script call, to send it again (script_reply). */
+typedef struct call_args {
+        redisContext *rc;
+        const char *order_id, *customer;
+        const char *const *codes;
+        const int64_t *limit, *customer_limit;
+        size_t n;
+} call_args_t;
+
+static int read_again(po_usage_t *u, void *arg)
+{
+        const call_args_t *a = arg;
+
+        return po_usage_read_append(u, a->rc, a->order_id, a->customer, a->codes, a->n);
+}
+
 po_err_t po_usage_read(po_usage_t *u, redisContext *rc, const char *order_id,
                        const char *customer, const char *const *codes, size_t n,
                        int64_t *total, int64_t *by_customer, char *errstr,
                        size_t errstr_size)
 {
+        call_args_t a = {.rc = rc};
+        redisReply *r;
+
         if (n > 64) {
                 snprintf(errstr, errstr_size, "too many codes");
                 return PO_ERR_INVALID_ARG;
         }
-        if (po_usage_read_append(u, rc, order_id, customer, codes, n))
+        a.order_id = order_id;
+        a.customer = customer;
+        a.codes = codes;
+        a.n = n;
+        if (read_again(u, &a))
                 return po_redis_fail(rc, NULL, errstr, errstr_size);
-        return po_usage_read_reply(rc, n, total, by_customer, errstr, errstr_size);
+        r = script_reply(u, rc, read_lua, u->read_sha, read_again, &a);
+        if (!r)
+                return po_redis_fail(rc, NULL, errstr, errstr_size);
+        return read_reply(rc, r, n, total, by_customer, errstr, errstr_size);
 }
 
 int po_usage_reserve_append(const po_usage_t *u, redisContext *rc, const char *order_id,
@@ -429,7 +505,7 @@ int po_usage_reserve_append(const po_usage_t *u, redisContext *rc, const char *o
         if (n > 20)
                 return -1;
         snprintf(ttl, sizeof(ttl), "%d", PO_USAGE_RESV_TTL_S);
-        k = eval_head(argv, reserve_lua, u, order_id, customer);
+        k = eval_head(argv, reserve_lua, u->reserve_sha, u, order_id, customer);
         argv[k++] = ttl;
         for (i = 0; i < n; i++) {
                 snprintf(nums[2 * i], sizeof(nums[0]), "%lld", (long long)limit[i]);
@@ -442,13 +518,10 @@ int po_usage_reserve_append(const po_usage_t *u, redisContext *rc, const char *o
         return redisAppendCommandArgv(rc, (int)k, argv, NULL) == REDIS_OK ? 0 : -1;
 }
 
-po_err_t po_usage_reserve_reply(redisContext *rc, int *granted, char *errstr,
-                                size_t errstr_size)
+/* Interprets the reply of reserve_lua; takes r. */
+static po_err_t reserve_result(redisContext *rc, redisReply *r, int *granted,
+                               char *errstr, size_t errstr_size)
 {
-        redisReply *r = NULL;
-
-        if (redisGetReply(rc, (void **)&r) != REDIS_OK)
-                return po_redis_fail(rc, NULL, errstr, errstr_size);
         if (!r || r->type != REDIS_REPLY_INTEGER)
                 return po_redis_fail(rc, r, errstr, errstr_size);
         if (r->integer < 0) {
@@ -461,17 +534,46 @@ po_err_t po_usage_reserve_reply(redisContext *rc, int *granted, char *errstr,
         return PO_OK;
 }
 
+po_err_t po_usage_reserve_reply(redisContext *rc, int *granted, char *errstr,
+                                size_t errstr_size)
+{
+        redisReply *r = NULL;
+
+        if (redisGetReply(rc, (void **)&r) != REDIS_OK)
+                return po_redis_fail(rc, NULL, errstr, errstr_size);
+        return reserve_result(rc, r, granted, errstr, errstr_size);
+}
+
+static int reserve_again(po_usage_t *u, void *arg)
+{
+        const call_args_t *a = arg;
+
+        return po_usage_reserve_append(u, a->rc, a->order_id, a->customer, a->codes,
+                                       a->limit, a->customer_limit, a->n);
+}
+
 po_err_t po_usage_reserve(po_usage_t *u, redisContext *rc, const char *order_id,
                           const char *customer, const char *const *codes,
                           const int64_t *limit, const int64_t *customer_limit, size_t n,
                           int *granted, char *errstr, size_t errstr_size)
 {
+        call_args_t a = {.rc = rc};
+        redisReply *r;
+
         if (n > 20) {
                 snprintf(errstr, errstr_size, "too many codes");
                 return PO_ERR_INVALID_ARG;
         }
-        if (po_usage_reserve_append(u, rc, order_id, customer, codes, limit,
-                                    customer_limit, n))
+        a.order_id = order_id;
+        a.customer = customer;
+        a.codes = codes;
+        a.limit = limit;
+        a.customer_limit = customer_limit;
+        a.n = n;
+        if (reserve_again(u, &a))
                 return po_redis_fail(rc, NULL, errstr, errstr_size);
-        return po_usage_reserve_reply(rc, granted, errstr, errstr_size);
+        r = script_reply(u, rc, reserve_lua, u->reserve_sha, reserve_again, &a);
+        if (!r)
+                return po_redis_fail(rc, NULL, errstr, errstr_size);
+        return reserve_result(rc, r, granted, errstr, errstr_size);
 }

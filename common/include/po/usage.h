@@ -38,6 +38,10 @@ typedef struct po_usage {
         char marker[96]; /* the marker this process works under; "" = none */
         char run_id[48]; /* of the Redis the marker was read from */
         int rebuilds;    /* rebuilds done by this process */
+        /* SHA1s of the read and reserve scripts as Redis knows them (SCRIPT
+         * LOAD in po_usage_ready), so that calls send EVALSHA and not the
+         * script; "" = not loaded: calls send the script (EVAL). */
+        char read_sha[41], reserve_sha[41];
 } po_usage_t;
 
 void po_usage_init(po_usage_t *u);
