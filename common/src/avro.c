@@ -4,11 +4,19 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "po/utf8.h"
+
+/* Schemas live as long as their registry, and a new one may get the address
+ * of a freed one: every registry created or destroyed starts a new
+ * generation of po_avro_get_field's cache, whose older slots are misses. */
+static atomic_uint field_generation = 1;
+
+typedef struct po_avro_prog po_avro_prog_t;
 
 /* The schema versions of a registry. History entries carry what resolving
  * into the current version needs; see decode_historic. */
@@ -26,6 +34,8 @@ typedef struct entry {
         int state;       /* normalization: 0 to do, 1 in progress, 2 done */
         avro_schema_t schema;
         avro_value_iface_t *iface; /* generic values of schema */
+        struct po_avro_prog *prog; /* schema compiled for check_datum */
+        size_t last_size;          /* of the last datum encoded: room to try first */
         /* history only */
         struct entry *current;
         avro_schema_t projected; /* current minus the fields this version lacks */
@@ -36,6 +46,8 @@ typedef struct entry {
 struct po_avro {
         entry_t *entries; /* current versions first */
         size_t count;
+        avro_writer_t writer; /* reused by every encode; NULL until the first */
+        avro_reader_t reader; /* reused by every decode; NULL until the first */
 };
 
 /* An error message sink; s == NULL makes failures quiet (union matching). */
@@ -1538,14 +1550,127 @@ static size_t min_size(avro_schema_t s, int depth)
         }
 }
 
-static int walk_datum(walk_t *w, avro_schema_t s, int depth);
+/* A schema compiled for the validating walk: one node per schema node (a
+ * named type once, so recursive schemas are finite), with what the walk
+ * needs at hand instead of avro-c's lookups by index on every datum. */
+typedef struct wnode {
+        avro_type_t type;
+        int64_t count;   /* fixed: size; enum: symbols */
+        size_t min;      /* array items / map values: min_size of the item */
+        size_t nkids;    /* record fields, union branches, 1 for array, map, link */
+        size_t *kids;    /* node indices */
+        avro_schema_t s; /* what it was compiled from */
+} wnode_t;
 
-static int walk_blocks(walk_t *w, avro_schema_t s, int is_map, int depth)
+struct po_avro_prog {
+        wnode_t *nodes;
+        size_t n, cap;
+};
+
+static void prog_free(po_avro_prog_t *p)
 {
-        avro_schema_t item =
-            is_map ? avro_schema_map_values(s) : avro_schema_array_items(s);
+        size_t i;
+
+        if (!p)
+                return;
+        for (i = 0; i < p->n; i++)
+                free(p->nodes[i].kids);
+        free(p->nodes);
+        free(p);
+}
+
+/* The node of s, compiled on first sight. Returns its index, or -1 (out of
+ * memory). */
+static long prog_node(po_avro_prog_t *p, avro_schema_t s)
+{
+        size_t i, k, nk = 0;
+        wnode_t *nd;
+        long at, kid;
+
+        for (i = 0; i < p->n; i++)
+                if (p->nodes[i].s == s)
+                        return (long)i;
+        if (p->n == p->cap) {
+                size_t cap = p->cap ? 2 * p->cap : 64;
+                wnode_t *t = realloc(p->nodes, cap * sizeof(*t));
+
+                if (!t)
+                        return -1;
+                p->nodes = t;
+                p->cap = cap;
+        }
+        at = (long)p->n++;
+        nd = &p->nodes[at];
+        memset(nd, 0, sizeof(*nd));
+        nd->s = s;
+        nd->type = avro_typeof(s);
+        switch (nd->type) {
+        case AVRO_FIXED:
+                nd->count = avro_schema_fixed_size(s);
+                break;
+        case AVRO_ENUM:
+                nd->count = avro_schema_enum_number_of_symbols(s);
+                break;
+        case AVRO_RECORD:
+                nk = avro_schema_record_size(s);
+                break;
+        case AVRO_UNION:
+                nk = avro_schema_union_size(s);
+                break;
+        case AVRO_ARRAY:
+        case AVRO_MAP:
+        case AVRO_LINK:
+                nk = 1;
+                break;
+        default:
+                break;
+        }
+        if (nd->type == AVRO_ARRAY)
+                nd->min = min_size(avro_schema_array_items(s), 0);
+        else if (nd->type == AVRO_MAP)
+                nd->min = min_size(avro_schema_map_values(s), 0) + 1;
+        if (!nk)
+                return at;
+        nd->kids = calloc(nk, sizeof(*nd->kids));
+        if (!nd->kids)
+                return -1;
+        nd->nkids = nk;
+        for (k = 0; k < nk; k++) {
+                avro_schema_t c = nd->type == AVRO_RECORD
+                                      ? avro_schema_record_field_get_by_index(s, (int)k)
+                                  : nd->type == AVRO_UNION
+                                      ? avro_schema_union_branch(s, (int)k)
+                                  : nd->type == AVRO_ARRAY ? avro_schema_array_items(s)
+                                  : nd->type == AVRO_MAP   ? avro_schema_map_values(s)
+                                                           : avro_schema_link_target(s);
+
+                kid = prog_node(p, c);
+                if (kid < 0)
+                        return -1;
+                p->nodes[at].kids[k] = (size_t)kid; /* nodes may have moved */
+        }
+        return at;
+}
+
+/* The program of schema; node 0 is its root. NULL when out of memory. */
+static po_avro_prog_t *prog_compile(avro_schema_t schema)
+{
+        po_avro_prog_t *p = calloc(1, sizeof(*p));
+
+        if (p && prog_node(p, schema) != 0) {
+                prog_free(p);
+                return NULL;
+        }
+        return p;
+}
+
+static int walk_datum(walk_t *w, const po_avro_prog_t *p, size_t node, int depth);
+
+static int walk_blocks(walk_t *w, const po_avro_prog_t *p, const wnode_t *nd, int depth)
+{
+        int is_map = nd->type == AVRO_MAP;
         const char *what = is_map ? "map" : "array";
-        size_t min = min_size(item, 0) + (is_map ? 1 : 0), start, end;
+        size_t min = nd->min, start, end;
         int64_t count, size, k;
 
         for (;;) {
@@ -1583,7 +1708,7 @@ static int walk_blocks(walk_t *w, avro_schema_t s, int is_map, int depth)
                 for (k = 0; k < count; k++) {
                         if (is_map && walk_bytes(w, 1))
                                 return -1;
-                        if (walk_datum(w, item, depth + 1))
+                        if (walk_datum(w, p, nd->kids[0], depth + 1))
                                 return -1;
                 }
                 if (end && w->pos != end)
@@ -1592,15 +1717,16 @@ static int walk_blocks(walk_t *w, avro_schema_t s, int is_map, int depth)
         }
 }
 
-static int walk_datum(walk_t *w, avro_schema_t s, int depth)
+static int walk_datum(walk_t *w, const po_avro_prog_t *p, size_t node, int depth)
 {
+        const wnode_t *nd = &p->nodes[node];
         size_t start = w->pos, i;
         int64_t v;
 
         if (depth > PO_AVRO_MAX_DEPTH)
                 return walk_fail(w, start, "datum nested deeper than %d",
                                  PO_AVRO_MAX_DEPTH);
-        switch (avro_typeof(s)) {
+        switch (nd->type) {
         case AVRO_NULL:
                 return 0;
         case AVRO_BOOLEAN:
@@ -1616,7 +1742,7 @@ static int walk_datum(walk_t *w, avro_schema_t s, int depth)
                 return walk_varint(w, 10, "long", &v);
         case AVRO_FLOAT:
         case AVRO_DOUBLE:
-                i = avro_typeof(s) == AVRO_FLOAT ? 4 : 8;
+                i = nd->type == AVRO_FLOAT ? 4 : 8;
                 if (w->len - w->pos < i)
                         return walk_fail(w, start, "truncated %s",
                                          i == 4 ? "float" : "double");
@@ -1627,7 +1753,7 @@ static int walk_datum(walk_t *w, avro_schema_t s, int depth)
         case AVRO_BYTES:
                 return walk_bytes(w, 0);
         case AVRO_FIXED:
-                i = (size_t)avro_schema_fixed_size(s);
+                i = (size_t)nd->count;
                 if (w->len - w->pos < i)
                         return walk_fail(w, start, "truncated fixed");
                 w->pos += i;
@@ -1635,43 +1761,40 @@ static int walk_datum(walk_t *w, avro_schema_t s, int depth)
         case AVRO_ENUM:
                 if (walk_varint(w, 5, "enum index", &v))
                         return -1;
-                if (v < 0 || v >= avro_schema_enum_number_of_symbols(s))
-                        return walk_fail(w, start,
-                                         "enum index %" PRId64 " out of range 0..%d", v,
-                                         avro_schema_enum_number_of_symbols(s) - 1);
+                if (v < 0 || v >= nd->count)
+                        return walk_fail(
+                            w, start, "enum index %" PRId64 " out of range 0..%" PRId64,
+                            v, nd->count - 1);
                 return 0;
         case AVRO_UNION:
                 if (walk_varint(w, 10, "union index", &v))
                         return -1;
-                if (v < 0 || (uint64_t)v >= avro_schema_union_size(s))
+                if (v < 0 || (uint64_t)v >= nd->nkids)
                         return walk_fail(w, start,
                                          "union index %" PRId64 " out of range 0..%zu", v,
-                                         avro_schema_union_size(s) - 1);
-                return walk_datum(w, avro_schema_union_branch(s, (int)v), depth + 1);
+                                         nd->nkids - 1);
+                return walk_datum(w, p, nd->kids[v], depth + 1);
         case AVRO_RECORD:
-                for (i = 0; i < avro_schema_record_size(s); i++)
-                        if (walk_datum(w,
-                                       avro_schema_record_field_get_by_index(s, (int)i),
-                                       depth + 1))
+                for (i = 0; i < nd->nkids; i++)
+                        if (walk_datum(w, p, nd->kids[i], depth + 1))
                                 return -1;
                 return 0;
         case AVRO_ARRAY:
-                return walk_blocks(w, s, 0, depth);
         case AVRO_MAP:
-                return walk_blocks(w, s, 1, depth);
+                return walk_blocks(w, p, nd, depth);
         case AVRO_LINK:
-                return walk_datum(w, avro_schema_link_target(s), depth + 1);
+                return walk_datum(w, p, nd->kids[0], depth + 1);
         default:
                 return walk_fail(w, start, "unsupported schema type");
         }
 }
 
-static po_err_t check_datum(avro_schema_t schema, const unsigned char *p, size_t len,
-                            size_t base, perr_t *e)
+static po_err_t check_datum(const po_avro_prog_t *prog, const unsigned char *p,
+                            size_t len, size_t base, perr_t *e)
 {
         walk_t w = {p, len, 0, base, 0, e};
 
-        if (walk_datum(&w, schema, 0))
+        if (walk_datum(&w, prog, 0, 0))
                 return PO_ERR_BAD_INPUT;
         if (w.pos != len) {
                 fail(e, "%zu trailing bytes after the datum at byte %zu", len - w.pos,
@@ -1685,8 +1808,16 @@ po_err_t po_avro_check_datum(avro_schema_t schema, const void *datum, size_t len
                              char *errstr, size_t errstr_size)
 {
         perr_t e = {errstr, errstr_size};
+        po_avro_prog_t *prog = prog_compile(schema);
+        po_err_t err;
 
-        return check_datum(schema, datum, len, 0, &e);
+        if (!prog) {
+                fail(&e, "out of memory");
+                return PO_ERR_NOMEM;
+        }
+        err = check_datum(prog, datum, len, 0, &e);
+        prog_free(prog);
+        return err;
 }
 
 /* ------------------------------------------------------------------------
@@ -1695,6 +1826,7 @@ po_err_t po_avro_check_datum(avro_schema_t schema, const void *datum, size_t len
 
 static void entry_release(entry_t *en)
 {
+        prog_free(en->prog);
         free(en->name);
         free(en->fullname);
         free(en->label);
@@ -1724,7 +1856,12 @@ void po_avro_destroy(po_avro_t *avro)
         for (i = 0; i < avro->count; i++)
                 entry_release(&avro->entries[i]);
         free(avro->entries);
+        if (avro->writer)
+                avro_writer_free(avro->writer);
+        if (avro->reader)
+                avro_reader_free(avro->reader);
         free(avro);
+        atomic_fetch_add(&field_generation, 1);
 }
 
 /* Name, label, parsed JSON and full name of one source. */
@@ -1793,6 +1930,9 @@ static int entry_compile(entry_t *en, perr_t *e)
         en->iface = avro_generic_class_from_schema(en->schema);
         if (!en->iface)
                 return fail(e, "%s: avro-c: %s", en->label, avro_strerror());
+        en->prog = prog_compile(en->schema);
+        if (!en->prog)
+                return fail(e, "out of memory");
         return 0;
 }
 
@@ -1852,6 +1992,7 @@ po_avro_t *po_avro_new_from_sources(const po_avro_source_t *src, size_t n, char 
         entry_t *en, *cur;
         size_t i, j, k;
 
+        atomic_fetch_add(&field_generation, 1);
         if (!n) {
                 fail(&e, "no schemas");
                 return NULL;
@@ -2006,6 +2147,57 @@ static void put_header(unsigned char *h, uint64_t fp)
                 h[2 + i] = (unsigned char)(fp >> (8 * i));
 }
 
+/* Writes header and value straight into out, in room for twice the last
+ * datum of en. Returns PO_OK (appended), PO_ERR_TIMEOUT when it did not fit
+ * (nothing appended: measure and write it then), or an error (nothing
+ * appended; out released when it failed). */
+static po_err_t encode_in_place(po_avro_t *avro, entry_t *en, avro_value_t *value,
+                                const unsigned char *header, po_dynbuf_t *out, perr_t *e)
+{
+        size_t start = out->len, room, size;
+        unsigned char *p;
+        po_err_t err;
+
+        if (out->failed || out->len >= out->max ||
+            out->max - out->len <= PO_AVRO_HEADER_SIZE)
+                return PO_ERR_TIMEOUT;
+        room = en->last_size ? 2 * en->last_size + 64 : 1024;
+        if (room > out->max - out->len - PO_AVRO_HEADER_SIZE)
+                room = out->max - out->len - PO_AVRO_HEADER_SIZE;
+        err = po_dynbuf_reserve(out, PO_AVRO_HEADER_SIZE + room);
+        if (err) {
+                fail(e, "output buffer: %s", po_err_str(err));
+                return err;
+        }
+        p = (unsigned char *)out->data + start;
+        if (!avro->writer) {
+                avro->writer = avro_writer_memory((const char *)p + PO_AVRO_HEADER_SIZE,
+                                                  (int64_t)room);
+                if (!avro->writer)
+                        return PO_ERR_TIMEOUT;
+        } else {
+                avro_writer_memory_set_dest(
+                    avro->writer, (const char *)p + PO_AVRO_HEADER_SIZE, (int64_t)room);
+        }
+        if (avro_value_write(avro->writer, value)) {
+                out->data[start] = '\0';
+                return PO_ERR_TIMEOUT;
+        }
+        size = (size_t)avro_writer_tell(avro->writer);
+        /* What we write, we must be able to read: the same checks as decode. */
+        if (check_datum(en->prog, p + PO_AVRO_HEADER_SIZE, size, PO_AVRO_HEADER_SIZE,
+                        e)) {
+                out->data[start] = '\0';
+                fail_prefix(e, "refusing to encode an unreadable value");
+                return PO_ERR_INVALID_ARG;
+        }
+        memcpy(p, header, PO_AVRO_HEADER_SIZE);
+        en->last_size = size;
+        out->len = start + PO_AVRO_HEADER_SIZE + size;
+        out->data[out->len] = '\0';
+        return PO_OK;
+}
+
 po_err_t po_avro_encode_version(po_avro_t *avro, const char *name, int version,
                                 avro_value_t *value, po_dynbuf_t *out, char *errstr,
                                 size_t errstr_size)
@@ -2028,6 +2220,12 @@ po_err_t po_avro_encode_version(po_avro_t *avro, const char *name, int version,
                 fail(&e, "the value is not a %s (version %d)", en->name, version);
                 return PO_ERR_INVALID_ARG;
         }
+        put_header(header, en->fingerprint);
+        err = encode_in_place(avro, en, value, header, out, &e);
+        if (err != PO_ERR_TIMEOUT)
+                return err;
+        err = PO_ERR_INVALID_ARG;
+        /* It did not fit the room tried: measure it, then write it. */
         if (avro_value_sizeof(value, &size)) {
                 fail(&e, "cannot encode %s: avro-c: %s", en->name, avro_strerror());
                 return PO_ERR_INVALID_ARG;
@@ -2048,12 +2246,12 @@ po_err_t po_avro_encode_version(po_avro_t *avro, const char *name, int version,
                 goto done;
         }
         /* What we write, we must be able to read: the same checks as decode. */
-        if (check_datum(en->schema, (const unsigned char *)tmp, size, PO_AVRO_HEADER_SIZE,
+        if (check_datum(en->prog, (const unsigned char *)tmp, size, PO_AVRO_HEADER_SIZE,
                         &e)) {
                 fail_prefix(&e, "refusing to encode an unreadable value");
                 goto done;
         }
-        put_header(header, en->fingerprint);
+        en->last_size = size;
         err = po_dynbuf_add(out, header, sizeof(header));
         if (!err)
                 err = po_dynbuf_add(out, tmp, size);
@@ -2118,8 +2316,8 @@ po_err_t po_avro_peek(po_avro_t *avro, const void *buf, size_t len, const char *
 
 /* Reads a validated datum of entry en into a new value of its current
  * version. */
-static po_err_t read_datum(entry_t *en, const unsigned char *p, size_t len,
-                           avro_value_t *out, perr_t *e)
+static po_err_t read_datum(po_avro_t *avro, entry_t *en, const unsigned char *p,
+                           size_t len, avro_value_t *out, perr_t *e)
 {
         entry_t *cur = en->version ? en->current : en;
         avro_value_t proj = {NULL, NULL}, rw = {NULL, NULL};
@@ -2131,7 +2329,12 @@ static po_err_t read_datum(entry_t *en, const unsigned char *p, size_t len,
                 fail(e, "out of memory");
                 return PO_ERR_NOMEM;
         }
-        r = avro_reader_memory((const char *)p, (int64_t)len);
+        if (avro->reader)
+                avro_reader_memory_set_source(avro->reader, (const char *)p,
+                                              (int64_t)len);
+        else
+                avro->reader = avro_reader_memory((const char *)p, (int64_t)len);
+        r = avro->reader;
         if (!r) {
                 fail(e, "out of memory");
                 goto done;
@@ -2170,8 +2373,6 @@ done:
                 avro_value_decref(&rw);
         if (proj.self)
                 avro_value_decref(&proj);
-        if (r)
-                avro_reader_free(r);
         if (err) {
                 avro_value_decref(out);
                 out->iface = out->self = NULL;
@@ -2202,11 +2403,55 @@ po_err_t po_avro_decode(po_avro_t *avro, const char *expected_name, const void *
                      en->version, expected_name);
                 return PO_ERR_BAD_INPUT;
         }
-        if (check_datum(en->schema, p + PO_AVRO_HEADER_SIZE, len - PO_AVRO_HEADER_SIZE,
+        if (check_datum(en->prog, p + PO_AVRO_HEADER_SIZE, len - PO_AVRO_HEADER_SIZE,
                         PO_AVRO_HEADER_SIZE, &e))
                 return PO_ERR_BAD_INPUT;
-        return read_datum(en, p + PO_AVRO_HEADER_SIZE, len - PO_AVRO_HEADER_SIZE, out,
-                          &e);
+        return read_datum(avro, en, p + PO_AVRO_HEADER_SIZE, len - PO_AVRO_HEADER_SIZE,
+                          out, &e);
+}
+
+/* ------------------------------------------------------------------------
+ * Field access by name
+ */
+
+#define FIELD_CACHE_SLOTS 1024 /* a power of two */
+#define FIELD_CACHE_NAME 40    /* longer names are looked up every time */
+
+typedef struct field_slot {
+        unsigned generation;
+        avro_schema_t schema;
+        const char *name; /* the caller's pointer: a hint, name_copy decides */
+        size_t index;
+        char name_copy[FIELD_CACHE_NAME];
+} field_slot_t;
+
+static _Thread_local field_slot_t field_cache[FIELD_CACHE_SLOTS];
+
+int po_avro_get_field(avro_value_t *rec, const char *name, avro_value_t *out)
+{
+        avro_schema_t s = avro_value_get_schema(rec);
+        uintptr_t h = (uintptr_t)s * 31u + (uintptr_t)name;
+        field_slot_t *slot = &field_cache[(h >> 3) & (FIELD_CACHE_SLOTS - 1)];
+        size_t n;
+        int idx;
+
+        unsigned gen = atomic_load_explicit(&field_generation, memory_order_relaxed);
+
+        if (slot->schema == s && slot->name == name && slot->generation == gen && s &&
+            strcmp(slot->name_copy, name) == 0)
+                return avro_value_get_by_index(rec, slot->index, out, NULL);
+        if (!s || !is_avro_record(s))
+                return avro_value_get_by_name(rec, name, out, NULL);
+        idx = avro_schema_record_field_get_index(s, name);
+        n = strlen(name);
+        if (idx < 0 || n >= FIELD_CACHE_NAME)
+                return avro_value_get_by_name(rec, name, out, NULL);
+        slot->generation = gen;
+        slot->schema = s;
+        slot->name = name;
+        slot->index = (size_t)idx;
+        memcpy(slot->name_copy, name, n + 1);
+        return avro_value_get_by_index(rec, (size_t)idx, out, NULL);
 }
 
 /* ------------------------------------------------------------------------
@@ -2242,7 +2487,7 @@ void po_deadletter_release(po_deadletter_t *dl)
 static int set_string(avro_value_t *rec, const char *field, const char *s)
 {
         avro_value_t f;
-        int rc = avro_value_get_by_name(rec, field, &f, NULL);
+        int rc = po_avro_get_field(rec, field, &f);
 
         return rc ? rc : avro_value_set_string(&f, (char *)s);
 }
@@ -2250,7 +2495,7 @@ static int set_string(avro_value_t *rec, const char *field, const char *s)
 static int set_long(avro_value_t *rec, const char *field, int64_t v)
 {
         avro_value_t f;
-        int rc = avro_value_get_by_name(rec, field, &f, NULL);
+        int rc = po_avro_get_field(rec, field, &f);
 
         return rc ? rc : avro_value_set_long(&f, v);
 }
@@ -2258,7 +2503,7 @@ static int set_long(avro_value_t *rec, const char *field, int64_t v)
 static int set_int(avro_value_t *rec, const char *field, int32_t v)
 {
         avro_value_t f;
-        int rc = avro_value_get_by_name(rec, field, &f, NULL);
+        int rc = po_avro_get_field(rec, field, &f);
 
         return rc ? rc : avro_value_set_int(&f, v);
 }
@@ -2269,7 +2514,7 @@ static int set_bytes(avro_value_t *rec, const char *field, int nullable, int pre
 {
         char empty = '\0';
         avro_value_t f, b;
-        int rc = avro_value_get_by_name(rec, field, &f, NULL);
+        int rc = po_avro_get_field(rec, field, &f);
 
         if (rc)
                 return rc;
@@ -2304,7 +2549,7 @@ static int fill_deadletter(avro_value_t *v, const po_deadletter_t *dl)
         rc = rc ? rc
                 : set_bytes(v, "original_value", 0, 1, dl->original_value,
                             dl->original_value_len);
-        rc = rc ? rc : avro_value_get_by_name(v, "original_headers", &headers, NULL);
+        rc = rc ? rc : po_avro_get_field(v, "original_headers", &headers);
         for (i = 0; !rc && i < dl->header_count; i++) {
                 rc = avro_value_append(&headers, &h, NULL);
                 rc = rc ? rc : set_string(&h, "key", dl->headers[i].key);
@@ -2371,8 +2616,7 @@ static int get_string(avro_value_t *rec, const char *field, const char **out)
         const char *s;
         size_t n;
 
-        if (avro_value_get_by_name(rec, field, &f, NULL) ||
-            avro_value_get_string(&f, &s, &n))
+        if (po_avro_get_field(rec, field, &f) || avro_value_get_string(&f, &s, &n))
                 return -1;
         /* n counts avro-c's NUL; the decoder's checks rule out NULs inside. */
         *out = copy_mem(s, n ? n - 1 : 0);
@@ -2383,19 +2627,14 @@ static int get_long(avro_value_t *rec, const char *field, int64_t *out)
 {
         avro_value_t f;
 
-        return avro_value_get_by_name(rec, field, &f, NULL) ||
-                       avro_value_get_long(&f, out)
-                   ? -1
-                   : 0;
+        return po_avro_get_field(rec, field, &f) || avro_value_get_long(&f, out) ? -1 : 0;
 }
 
 static int get_int(avro_value_t *rec, const char *field, int32_t *out)
 {
         avro_value_t f;
 
-        return avro_value_get_by_name(rec, field, &f, NULL) || avro_value_get_int(&f, out)
-                   ? -1
-                   : 0;
+        return po_avro_get_field(rec, field, &f) || avro_value_get_int(&f, out) ? -1 : 0;
 }
 
 /* A bytes field or a ["null", "bytes"] union (*present says which). */
@@ -2406,7 +2645,7 @@ static int get_bytes(avro_value_t *rec, const char *field, int nullable, const v
         const void *p;
         int d;
 
-        if (avro_value_get_by_name(rec, field, &f, NULL))
+        if (po_avro_get_field(rec, field, &f))
                 return -1;
         *present = 1;
         if (nullable) {
@@ -2447,7 +2686,7 @@ static int read_deadletter(avro_value_t *v, po_deadletter_t *dl)
                 return -1;
         if (get_bytes(v, "original_value", 0, &dl->original_value,
                       &dl->original_value_len, &(int){0}) ||
-            avro_value_get_by_name(v, "original_headers", &headers, NULL) ||
+            po_avro_get_field(v, "original_headers", &headers) ||
             avro_value_get_size(&headers, &n))
                 return -1;
         if (n == 0)

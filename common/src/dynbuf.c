@@ -57,6 +57,11 @@ static po_err_t dynbuf_reserve(po_dynbuf_t *b, size_t extra)
         return PO_OK;
 }
 
+po_err_t po_dynbuf_reserve(po_dynbuf_t *b, size_t extra)
+{
+        return dynbuf_reserve(b, extra);
+}
+
 po_err_t po_dynbuf_add(po_dynbuf_t *b, const void *data, size_t len)
 {
         po_err_t err = dynbuf_reserve(b, len);

@@ -174,6 +174,45 @@ static const char *str_problem(const char *s, size_t n)
 }
 
 /* A C string; required ones must not be NULL. */
+/* A field path for messages, prefix name[idx]tail (no [idx] when idx is
+ * NO_IDX), cut to fit size as snprintf would: built for every checked item,
+ * so without snprintf's cost. */
+#define NO_IDX ((size_t)-1)
+
+static void path(char *buf, size_t size, const char *prefix, const char *name, size_t idx,
+                 const char *tail)
+{
+        char num[24];
+        const char *parts[5];
+        size_t k = 0, n = 0, i, len;
+
+        parts[k++] = prefix;
+        parts[k++] = name;
+        if (idx != NO_IDX) {
+                char *q = num + sizeof(num) - 1;
+
+                *q = '\0';
+                *--q = ']';
+                do {
+                        *--q = (char)('0' + idx % 10);
+                        idx /= 10;
+                } while (idx);
+                *--q = '[';
+                parts[k++] = q;
+        }
+        parts[k++] = tail;
+        if (!size)
+                return;
+        for (i = 0; i < k; i++) {
+                len = strlen(parts[i]);
+                if (len > size - 1 - n)
+                        len = size - 1 - n;
+                memcpy(buf + n, parts[i], len);
+                n += len;
+        }
+        buf[n] = '\0';
+}
+
 static int chk_str(msg_t *m, const char *p, const char *f, const char *s, int required)
 {
         const char *why;
@@ -412,7 +451,7 @@ static int chk_codedef(msg_t *m, const char *p, const po_codedef_t *cd)
                 if (why)
                         return bad(m, "%scustomer_id: %s", p, why);
         }
-        snprintf(tp, sizeof(tp), "%stargets.", p);
+        path(tp, sizeof(tp), p, "targets", NO_IDX, ".");
         if (chk_list(m, tp, "skus", &t->skus) ||
             chk_list(m, tp, "categories", &t->categories) ||
             chk_list(m, tp, "exclude_skus", &t->exclude_skus) ||
@@ -628,7 +667,7 @@ typedef struct scratch {
 
 static int field(msg_t *m, avro_value_t *rec, const char *name, avro_value_t *f)
 {
-        return avro_value_get_by_name(rec, name, f, NULL) ? avro_fail(m, name) : 0;
+        return po_avro_get_field(rec, name, f) ? avro_fail(m, name) : 0;
 }
 
 static int put_long(msg_t *m, avro_value_t *rec, const char *name, int64_t v)
@@ -863,7 +902,7 @@ static int get_field(msg_t *m, avro_value_t *rec, const char *name, avro_value_t
         int disc;
 
         *present = 1;
-        if (avro_value_get_by_name(rec, name, &f, NULL))
+        if (po_avro_get_field(rec, name, &f))
                 return avro_fail(m, name);
         if (avro_value_get_type(&f) != AVRO_UNION) {
                 *out = f;
@@ -1018,7 +1057,7 @@ static int read_codedef(msg_t *m, avro_value_t *v, const char *p, po_codedef_t *
         int st, ty, present;
 
         memset(cd, 0, sizeof(*cd));
-        snprintf(tp, sizeof(tp), "%stargets.", p);
+        path(tp, sizeof(tp), p, "targets", NO_IDX, ".");
         if (get_str(m, v, "code", &s))
                 return -1;
         n = strlen(s);
@@ -1157,7 +1196,7 @@ static int chk_order(msg_t *m, const char *p, const po_order_t *o)
         for (i = 0; i < o->line_count; i++) {
                 const po_order_line_t *l = &o->lines[i];
 
-                snprintf(lp, sizeof(lp), "%slines[%zu].", p, i);
+                path(lp, sizeof(lp), p, "lines", i, ".");
                 if (chk_str(m, lp, "line_id", l->line_id, 1) ||
                     chk_str(m, lp, "sku", l->sku, 1) ||
                     chk_str(m, lp, "category", l->category, 1) ||
@@ -1177,7 +1216,7 @@ static int chk_order(msg_t *m, const char *p, const po_order_t *o)
         if (o->code_count && !o->codes)
                 return bad(m, "%srequested_codes: NULL", p);
         for (i = 0; i < o->code_count; i++) {
-                snprintf(lp, sizeof(lp), "requested_codes[%zu]", i);
+                path(lp, sizeof(lp), "", "requested_codes", i, "");
                 if (chk_str(m, p, lp, o->codes[i], 1))
                         return -1;
         }
@@ -1188,7 +1227,7 @@ static int chk_order(msg_t *m, const char *p, const po_order_t *o)
         if (o->attr_count && !o->attrs)
                 return bad(m, "%sattributes: NULL", p);
         for (i = 0; i < o->attr_count; i++) {
-                snprintf(lp, sizeof(lp), "attributes[%zu]", i);
+                path(lp, sizeof(lp), "", "attributes", i, "");
                 if (chk_str(m, p, lp, o->attrs[i].key, 1) ||
                     chk_str(m, p, lp, o->attrs[i].value, 1))
                         return -1;
@@ -1210,7 +1249,7 @@ static int chk_decision(msg_t *m, const char *p, const po_decision_t *d,
                 return bad(m, "%sreason: set on an applied code", p);
         if (!d->applied && chk_reason(m, p, "reason", d->reason))
                 return -1;
-        snprintf(dp, sizeof(dp), "%sdefinition.", p);
+        path(dp, sizeof(dp), p, "definition", NO_IDX, ".");
         if (chk_bool(m, p, "definition", d->has_definition) ||
             (d->has_definition && chk_codedef(m, dp, &d->definition)) ||
             chk_bool(m, p, "definition_fingerprint", d->has_fingerprint) ||
@@ -1246,7 +1285,7 @@ static int chk_validated(msg_t *m, const po_validated_t *v)
         for (i = 0; i < v->line_stock_count; i++) {
                 const po_line_stock_t *s = &v->line_stock[i];
 
-                snprintf(p, sizeof(p), "line_stock[%zu].", i);
+                path(p, sizeof(p), "", "line_stock", i, ".");
                 if (chk_str(m, p, "line_id", s->line_id, 1) ||
                     chk_bool(m, p, "stock", s->has_stock) ||
                     (s->has_stock &&
@@ -1261,7 +1300,7 @@ static int chk_validated(msg_t *m, const po_validated_t *v)
         if (v->decision_count && !v->decisions)
                 return bad(m, "decisions: NULL");
         for (i = 0; i < v->decision_count; i++) {
-                snprintf(p, sizeof(p), "decisions[%zu].", i);
+                path(p, sizeof(p), "", "decisions", i, ".");
                 if (chk_decision(m, p, &v->decisions[i], v->order.codes[i]))
                         return -1;
         }
@@ -1342,7 +1381,7 @@ static int read_decision(msg_t *m, avro_value_t *e, const char *p, po_decision_t
             get_field(m, e, "definition", &f, &d->has_definition))
                 return -1;
         d->applied = dec == 0;
-        snprintf(dp, sizeof(dp), "%sdefinition.", p);
+        path(dp, sizeof(dp), p, "definition", NO_IDX, ".");
         if (d->has_definition && read_codedef(m, &f, dp, &d->definition))
                 return -1;
         if (get_long(m, e, "definition_fingerprint", &d->has_fingerprint,
@@ -1435,7 +1474,7 @@ static int read_validated(msg_t *m, avro_value_t *v, void *what)
         if (!val->decisions)
                 return -1;
         for (i = 0; i < n; i++) {
-                snprintf(p, sizeof(p), "decisions[%zu].", i);
+                path(p, sizeof(p), "", "decisions", i, ".");
                 if (avro_value_get_by_index(&f, i, &e, NULL))
                         return avro_fail(m, "decisions");
                 if (read_decision(m, &e, p, &val->decisions[i]))
@@ -1498,7 +1537,7 @@ static int chk_priced(msg_t *m, const po_priced_t *pr)
         for (i = 0; i < pr->line_count; i++) {
                 const po_priced_line_t *l = &pr->lines[i];
 
-                snprintf(p, sizeof(p), "lines[%zu].", i);
+                path(p, sizeof(p), "", "lines", i, ".");
                 if (chk_str(m, p, "line_id", l->line_id, 1) ||
                     chk_int(m, p, "subtotal", l->subtotal, 0, PO_PRICING_MAX_SUBTOTAL) ||
                     chk_int(m, p, "discount", l->discount, 0, PO_PRICING_MAX_SUBTOTAL) ||
@@ -1517,7 +1556,7 @@ static int chk_priced(msg_t *m, const po_priced_t *pr)
         for (i = 0; i < pr->receipt_count; i++) {
                 const po_priced_receipt_t *r = &pr->receipt[i];
 
-                snprintf(p, sizeof(p), "receipt[%zu].", i);
+                path(p, sizeof(p), "", "receipt", i, ".");
                 if (chk_str(m, p, "code", r->code, 1) ||
                     chk_str(m, p, "description", r->description, 1) ||
                     chk_int(m, p, "amount", r->amount, 0, PO_PRICING_MAX_SUBTOTAL) ||
@@ -1530,7 +1569,7 @@ static int chk_priced(msg_t *m, const po_priced_t *pr)
                 if (r->allocation_count && !r->allocations)
                         return bad(m, "%sallocations: NULL", p);
                 for (j = 0; j < r->allocation_count; j++) {
-                        snprintf(ap, sizeof(ap), "%sallocations[%zu].", p, j);
+                        path(ap, sizeof(ap), p, "allocations", j, ".");
                         if (chk_str(m, ap, "line_id", r->allocations[j].line_id, 1) ||
                             chk_int(m, ap, "amount", r->allocations[j].amount, 0,
                                     PO_PRICING_MAX_SUBTOTAL))
@@ -1538,7 +1577,7 @@ static int chk_priced(msg_t *m, const po_priced_t *pr)
                 }
         }
         for (i = 0; i < pr->rejected_count; i++) {
-                snprintf(p, sizeof(p), "rejected[%zu].", i);
+                path(p, sizeof(p), "", "rejected", i, ".");
                 if (chk_str(m, p, "code", pr->rejected[i].code, 1) ||
                     chk_reason(m, p, "reason", pr->rejected[i].reason))
                         return -1;
@@ -1683,7 +1722,7 @@ static int read_priced(msg_t *m, avro_value_t *v, void *what)
                 po_priced_receipt_t *r = &pr->receipt[i];
                 char p[64];
 
-                snprintf(p, sizeof(p), "receipt[%zu].", i);
+                path(p, sizeof(p), "", "receipt", i, ".");
                 if (avro_value_get_by_index(&f, i, &e, NULL))
                         return avro_fail(m, "receipt");
                 if (get_str(m, &e, "code", &r->code) ||

@@ -8,15 +8,14 @@ static int set_str(avro_value_t *rec, const char *name, const char *s)
 {
         avro_value_t f;
 
-        return avro_value_get_by_name(rec, name, &f, NULL) ||
-               avro_value_set_string(&f, s ? s : "");
+        return po_avro_get_field(rec, name, &f) || avro_value_set_string(&f, s ? s : "");
 }
 
 static int set_long(avro_value_t *rec, const char *name, int64_t v)
 {
         avro_value_t f;
 
-        return avro_value_get_by_name(rec, name, &f, NULL) || avro_value_set_long(&f, v);
+        return po_avro_get_field(rec, name, &f) || avro_value_set_long(&f, v);
 }
 
 /* A ["null", T] union: branch 1 with a string, or null. */
@@ -24,7 +23,7 @@ static int set_opt_str(avro_value_t *rec, const char *name, const char *s)
 {
         avro_value_t f, b;
 
-        if (avro_value_get_by_name(rec, name, &f, NULL))
+        if (po_avro_get_field(rec, name, &f))
                 return -1;
         if (!s)
                 return avro_value_set_branch(&f, 0, &b) || avro_value_set_null(&b);
@@ -35,7 +34,7 @@ static int set_opt_long(avro_value_t *rec, const char *name, int present, int64_
 {
         avro_value_t f, b;
 
-        if (avro_value_get_by_name(rec, name, &f, NULL))
+        if (po_avro_get_field(rec, name, &f))
                 return -1;
         if (!present)
                 return avro_value_set_branch(&f, 0, &b) || avro_value_set_null(&b);
@@ -53,7 +52,7 @@ int po_order_avro_fill(avro_value_t *v, const po_order_t *o)
             set_long(v, "placed_at", o->placed_at_us) ||
             set_long(v, "received_at", o->received_at_us))
                 return -1;
-        if (avro_value_get_by_name(v, "customer", &f, NULL))
+        if (po_avro_get_field(v, "customer", &f))
                 return -1;
         if (!o->has_customer) {
                 if (avro_value_set_branch(&f, 0, &b) || avro_value_set_null(&b))
@@ -64,10 +63,10 @@ int po_order_avro_fill(avro_value_t *v, const po_order_t *o)
                    set_opt_str(&b, "email", o->customer_email)) {
                 return -1;
         }
-        if (avro_value_get_by_name(v, "tax_mode", &f, NULL) ||
+        if (po_avro_get_field(v, "tax_mode", &f) ||
             avro_value_set_enum(&f, o->tax_mode == PO_TAX_INCLUSIVE))
                 return -1;
-        if (avro_value_get_by_name(v, "lines", &arr, NULL))
+        if (po_avro_get_field(v, "lines", &arr))
                 return -1;
         for (i = 0; i < o->line_count; i++) {
                 const po_order_line_t *l = &o->lines[i];
@@ -81,13 +80,13 @@ int po_order_avro_fill(avro_value_t *v, const po_order_t *o)
                     set_opt_long(&e, "unit_cost", l->has_unit_cost, l->unit_cost))
                         return -1;
         }
-        if (avro_value_get_by_name(v, "requested_codes", &arr, NULL))
+        if (po_avro_get_field(v, "requested_codes", &arr))
                 return -1;
         for (i = 0; i < o->code_count; i++)
                 if (avro_value_append(&arr, &e, NULL) ||
                     avro_value_set_string(&e, o->codes[i]))
                         return -1;
-        if (avro_value_get_by_name(v, "attributes", &arr, NULL))
+        if (po_avro_get_field(v, "attributes", &arr))
                 return -1;
         for (i = 0; i < o->attr_count; i++)
                 if (avro_value_add(&arr, o->attrs[i].key, &e, NULL, NULL) ||
@@ -127,7 +126,7 @@ static int get_str(po_order_t *o, avro_value_t *rec, const char *name, const cha
         int disc;
 
         *out = NULL;
-        if (avro_value_get_by_name(rec, name, &f, NULL))
+        if (po_avro_get_field(rec, name, &f))
                 return -1;
         if (avro_value_get_type(&f) == AVRO_UNION) {
                 if (avro_value_get_discriminant(&f, &disc) ||
@@ -150,7 +149,7 @@ static int get_long(avro_value_t *rec, const char *name, int *present, int64_t *
 
         if (present)
                 *present = 0;
-        if (avro_value_get_by_name(rec, name, &f, NULL))
+        if (po_avro_get_field(rec, name, &f))
                 return -1;
         if (avro_value_get_type(&f) == AVRO_UNION) {
                 if (avro_value_get_discriminant(&f, &disc) ||
@@ -182,7 +181,7 @@ int po_order_avro_read(po_order_t *o, avro_value_t *v)
         if (strlen(cur) != 3)
                 return -1;
         memcpy(o->currency, cur, 4);
-        if (avro_value_get_by_name(v, "customer", &f, NULL) ||
+        if (po_avro_get_field(v, "customer", &f) ||
             avro_value_get_discriminant(&f, &disc) ||
             avro_value_get_current_branch(&f, &b))
                 return -1;
@@ -191,11 +190,10 @@ int po_order_avro_read(po_order_t *o, avro_value_t *v)
                                 get_str(o, &b, "tier", &o->customer_tier) ||
                                 get_str(o, &b, "email", &o->customer_email)))
                 return -1;
-        if (avro_value_get_by_name(v, "tax_mode", &f, NULL) ||
-            avro_value_get_enum(&f, &mode))
+        if (po_avro_get_field(v, "tax_mode", &f) || avro_value_get_enum(&f, &mode))
                 return -1;
         o->tax_mode = mode == 1 ? PO_TAX_INCLUSIVE : PO_TAX_EXCLUSIVE;
-        if (avro_value_get_by_name(v, "lines", &f, NULL) || avro_value_get_size(&f, &n))
+        if (po_avro_get_field(v, "lines", &f) || avro_value_get_size(&f, &n))
                 return -1;
         o->lines = po_arena_alloc(&o->arena, (n ? n : 1) * sizeof(*o->lines));
         if (!o->lines)
@@ -214,8 +212,7 @@ int po_order_avro_read(po_order_t *o, avro_value_t *v)
                         return -1;
         }
         o->line_count = n;
-        if (avro_value_get_by_name(v, "requested_codes", &f, NULL) ||
-            avro_value_get_size(&f, &n))
+        if (po_avro_get_field(v, "requested_codes", &f) || avro_value_get_size(&f, &n))
                 return -1;
         o->codes = po_arena_alloc(&o->arena, (n ? n : 1) * sizeof(*o->codes));
         if (!o->codes)
@@ -232,8 +229,7 @@ int po_order_avro_read(po_order_t *o, avro_value_t *v)
                         return -1;
         }
         o->code_count = n;
-        if (avro_value_get_by_name(v, "attributes", &f, NULL) ||
-            avro_value_get_size(&f, &n))
+        if (po_avro_get_field(v, "attributes", &f) || avro_value_get_size(&f, &n))
                 return -1;
         o->attrs = po_arena_alloc(&o->arena, (n ? n : 1) * sizeof(*o->attrs));
         if (!o->attrs)

@@ -15,49 +15,9 @@
 #include "po/order_avro.h"
 #include "po/profile.h"
 
+#include "bench_samples.h"
+
 #define ARENA_LIMIT (8u << 20) /* as intake-normalizer */
-
-static const struct {
-        const char *channel, *file;
-} samples[] = {
-    {"web", "web-shopify-order.json"},
-    {"marketplace", "marketplace-order.json"},
-    {"pos", "pos-transaction.txt"},
-    {"mobile", "mobile-order.json"},
-};
-
-static double now_s(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static char *slurp(const char *dir, const char *name, size_t *len)
-{
-        char path[1024];
-        FILE *f;
-        char *buf = NULL;
-        long n;
-
-        snprintf(path, sizeof(path), "%s/%s", dir, name);
-        f = fopen(path, "rb");
-        if (!f)
-                return NULL;
-        if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
-            fseek(f, 0, SEEK_SET) == 0) {
-                buf = malloc((size_t)n + 1);
-                if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-                        free(buf);
-                        buf = NULL;
-                } else if (buf) {
-                        *len = (size_t)n;
-                }
-        }
-        fclose(f);
-        return buf;
-}
 
 /* Normalizes (and encodes, when avro) the payload for secs seconds; returns
  * payloads per second, or -1 when the payload is rejected. */

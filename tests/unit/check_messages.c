@@ -149,6 +149,80 @@ START_TEST(codedef_json_avro_identity)
 }
 END_TEST
 
+/* The registry reuses one value per schema, its writer and its reader
+ * (po_avro_scratch): messages of different shapes in a row, a message far
+ * bigger than the one before (the room tried first is too small) and
+ * appends to a buffer that already holds a message all read back exactly,
+ * and a decode leaves nothing of the message before it. */
+START_TEST(codecs_reuse_the_registry_values)
+{
+        static const char *const order[] = {full_json, minimal_json, full_json, edge_json,
+                                            minimal_json};
+        po_dynbuf_t all, one;
+        size_t i, at[6], len[6], n = sizeof(order) / sizeof(order[0]);
+        char big[8192], *j1, *j2;
+        po_arena_t a;
+        po_codedef_t cd, back;
+
+        po_dynbuf_init(&all, 1 << 20);
+        po_arena_init(&a, ARENA_LIMIT);
+        for (i = 0; i < n; i++) {
+                parse_ok(order[i], &a, &cd);
+                at[i] = all.len;
+                ck_assert_msg(po_codedef_encode(reg, &cd, &all, err, sizeof(err)) ==
+                                  PO_OK,
+                              "%s", err);
+                len[i] = all.len - at[i];
+        }
+        /* Many SKUs: several times the last message's size. */
+        {
+                size_t k =
+                    (size_t)snprintf(big, sizeof(big),
+                                     "{\"code\":\"BIG\",\"status\":\"active\","
+                                     "\"type\":\"fixed\",\"value\":100,"
+                                     "\"currency\":\"USD\",\"targets\":{\"skus\":[");
+                int s;
+
+                for (s = 0; s < 300; s++)
+                        k += (size_t)snprintf(big + k, sizeof(big) - k, "%s\"SKU-%04d\"",
+                                              s ? "," : "", s);
+                snprintf(big + k, sizeof(big) - k,
+                         "]},\"combinable\":true,\"priority\":1,\"version\":1,"
+                         "\"updated_at\":1}");
+        }
+        parse_ok(big, &a, &cd);
+        at[n] = all.len;
+        ck_assert_msg(po_codedef_encode(reg, &cd, &all, err, sizeof(err)) == PO_OK, "%s",
+                      err);
+        len[n] = all.len - at[n];
+        ck_assert_uint_gt(len[n], 3 * len[n - 1]);
+        /* Each message, decoded in another order, is what it encoded, and the
+         * same bytes as when encoded alone into an empty buffer. */
+        for (i = n + 1; i-- > 0;) {
+                po_arena_t b;
+                const char *src = i == n ? big : order[i];
+
+                po_arena_init(&b, ARENA_LIMIT);
+                ck_assert_msg(po_codedef_decode(reg, all.data + at[i], len[i], &b, &back,
+                                                err, sizeof(err)) == PO_OK,
+                              "%zu: %s", i, err);
+                j1 = to_json(&back);
+                parse_ok(src, &b, &cd);
+                j2 = to_json(&cd);
+                ck_assert_str_eq(j1, j2);
+                encode_def(&cd, &one);
+                ck_assert_uint_eq(one.len, len[i]);
+                ck_assert(memcmp(one.data, all.data + at[i], len[i]) == 0);
+                po_dynbuf_release(&one);
+                free(j1);
+                free(j2);
+                po_arena_release(&b);
+        }
+        po_dynbuf_release(&all);
+        po_arena_release(&a);
+}
+END_TEST
+
 /* The struct itself survives Avro, field by field (not only its JSON). */
 START_TEST(codedef_avro_fields)
 {
@@ -1579,6 +1653,7 @@ int main(void)
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_set_timeout(tc, 120);
         tcase_add_test(tc, codedef_json_avro_identity);
+        tcase_add_test(tc, codecs_reuse_the_registry_values);
         tcase_add_test(tc, codedef_avro_fields);
         tcase_add_test(tc, codedef_json_normalizes);
         tcase_add_test(tc, codedef_strings_live_in_the_arena);

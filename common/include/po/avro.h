@@ -160,6 +160,13 @@ po_err_t po_avro_decode(po_avro_t *avro, const char *expected_name, const void *
 po_err_t po_avro_peek(po_avro_t *avro, const void *buf, size_t len, const char **name,
                       int *version, char *errstr, size_t errstr_size);
 
+/* avro_value_get_by_name(rec, name, out, NULL) of a record value, with the
+ * field's index remembered per thread for the (schema, name) pair, so that
+ * the codecs' field accesses by name skip avro-c's hash lookup after the
+ * first. name is compared in full on every hit, so any string will do.
+ * Returns 0, or avro-c's error (unknown field: message in avro_strerror()). */
+int po_avro_get_field(avro_value_t *rec, const char *name, avro_value_t *out);
+
 /* Checks that datum[0..len) is exactly one well-formed Avro binary datum of
  * schema (no header): the pre-validation po_avro_decode runs before avro-c
  * reads anything. PO_OK or PO_ERR_BAD_INPUT with the fault in errstr. */

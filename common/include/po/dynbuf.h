@@ -23,6 +23,9 @@ void po_dynbuf_release(po_dynbuf_t *b);
 /* Empties the buffer and keeps its memory (and clears a failure). */
 void po_dynbuf_reset(po_dynbuf_t *b);
 po_err_t po_dynbuf_add(po_dynbuf_t *b, const void *data, size_t len);
+/* Makes room for extra more bytes (and the NUL) without appending: to write
+ * into data + len directly. Fails as po_dynbuf_add would. */
+po_err_t po_dynbuf_reserve(po_dynbuf_t *b, size_t extra);
 po_err_t po_dynbuf_addf(po_dynbuf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* The contents ("" when empty); valid until the next call on b. */
