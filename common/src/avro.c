@@ -1992,7 +1992,6 @@ po_avro_t *po_avro_new_from_sources(const po_avro_source_t *src, size_t n, char 
         entry_t *en, *cur;
         size_t i, j, k;
 
-        atomic_fetch_add(&field_generation, 1);
         if (!n) {
                 fail(&e, "no schemas");
                 return NULL;
@@ -2147,51 +2146,41 @@ static void put_header(unsigned char *h, uint64_t fp)
                 h[2 + i] = (unsigned char)(fp >> (8 * i));
 }
 
-/* Writes header and value straight into out, in room for twice the last
- * datum of en. Returns PO_OK (appended), PO_ERR_TIMEOUT when it did not fit
- * (nothing appended: measure and write it then), or an error (nothing
- * appended; out released when it failed). */
-static po_err_t encode_in_place(po_avro_t *avro, entry_t *en, avro_value_t *value,
-                                const unsigned char *header, po_dynbuf_t *out, perr_t *e)
+/* Writes header and value straight into out, in room bytes for the datum,
+ * with the registry's writer, then checks the
+ * datum. Returns PO_OK (appended), PO_ERR_TIMEOUT when the datum did not fit
+ * or avro-c could not write it (nothing appended; avro_strerror() says
+ * which), or an error (nothing appended; out released when it failed). */
+static po_err_t write_in_place(po_avro_t *avro, entry_t *en, avro_value_t *value,
+                               size_t room, po_dynbuf_t *out, perr_t *e)
 {
-        size_t start = out->len, room, size;
+        size_t start = out->len, size;
         unsigned char *p;
         po_err_t err;
 
-        if (out->failed || out->len >= out->max ||
-            out->max - out->len <= PO_AVRO_HEADER_SIZE)
-                return PO_ERR_TIMEOUT;
-        room = en->last_size ? 2 * en->last_size + 64 : 1024;
-        if (room > out->max - out->len - PO_AVRO_HEADER_SIZE)
-                room = out->max - out->len - PO_AVRO_HEADER_SIZE;
         err = po_dynbuf_reserve(out, PO_AVRO_HEADER_SIZE + room);
         if (err) {
                 fail(e, "output buffer: %s", po_err_str(err));
                 return err;
         }
-        p = (unsigned char *)out->data + start;
+        p = (unsigned char *)out->data + start + PO_AVRO_HEADER_SIZE;
+        if (!avro->writer)
+                avro->writer = avro_writer_memory((const char *)p, (int64_t)room);
+        else
+                avro_writer_memory_set_dest(avro->writer, (const char *)p, (int64_t)room);
         if (!avro->writer) {
-                avro->writer = avro_writer_memory((const char *)p + PO_AVRO_HEADER_SIZE,
-                                                  (int64_t)room);
-                if (!avro->writer)
-                        return PO_ERR_TIMEOUT;
-        } else {
-                avro_writer_memory_set_dest(
-                    avro->writer, (const char *)p + PO_AVRO_HEADER_SIZE, (int64_t)room);
+                fail(e, "out of memory");
+                return PO_ERR_NOMEM;
         }
-        if (avro_value_write(avro->writer, value)) {
-                out->data[start] = '\0';
+        if (avro_value_write(avro->writer, value))
                 return PO_ERR_TIMEOUT;
-        }
         size = (size_t)avro_writer_tell(avro->writer);
         /* What we write, we must be able to read: the same checks as decode. */
-        if (check_datum(en->prog, p + PO_AVRO_HEADER_SIZE, size, PO_AVRO_HEADER_SIZE,
-                        e)) {
-                out->data[start] = '\0';
+        if (check_datum(en->prog, p, size, PO_AVRO_HEADER_SIZE, e)) {
                 fail_prefix(e, "refusing to encode an unreadable value");
                 return PO_ERR_INVALID_ARG;
         }
-        memcpy(p, header, PO_AVRO_HEADER_SIZE);
+        put_header((unsigned char *)out->data + start, en->fingerprint);
         en->last_size = size;
         out->len = start + PO_AVRO_HEADER_SIZE + size;
         out->data[out->len] = '\0';
@@ -2204,12 +2193,9 @@ po_err_t po_avro_encode_version(po_avro_t *avro, const char *name, int version,
 {
         perr_t e = {errstr, errstr_size};
         entry_t *en = find(avro, name, version);
-        unsigned char header[PO_AVRO_HEADER_SIZE];
         avro_schema_t vs;
-        avro_writer_t w = NULL;
-        char *tmp = NULL;
-        size_t size = 0;
-        po_err_t err = PO_ERR_INVALID_ARG;
+        size_t size = 0, guess, left;
+        po_err_t err;
 
         if (!en) {
                 fail(&e, "unknown schema %s version %d", name ? name : "(null)", version);
@@ -2220,47 +2206,21 @@ po_err_t po_avro_encode_version(po_avro_t *avro, const char *name, int version,
                 fail(&e, "the value is not a %s (version %d)", en->name, version);
                 return PO_ERR_INVALID_ARG;
         }
-        put_header(header, en->fingerprint);
-        err = encode_in_place(avro, en, value, header, out, &e);
+        /* First in room for twice the last datum of this schema (within out's
+         * limit); when that is too small, measured exactly. */
+        guess = en->last_size ? 2 * en->last_size + 64 : 1024;
+        left = out->len < out->max ? out->max - out->len : 0;
+        if (left > PO_AVRO_HEADER_SIZE && guess > left - PO_AVRO_HEADER_SIZE)
+                guess = left - PO_AVRO_HEADER_SIZE;
+        err = write_in_place(avro, en, value, guess, out, &e);
         if (err != PO_ERR_TIMEOUT)
                 return err;
-        err = PO_ERR_INVALID_ARG;
-        /* It did not fit the room tried: measure it, then write it. */
-        if (avro_value_sizeof(value, &size)) {
+        if (avro_value_sizeof(value, &size) == 0)
+                err = write_in_place(avro, en, value, size, out, &e);
+        if (err == PO_ERR_TIMEOUT) {
                 fail(&e, "cannot encode %s: avro-c: %s", en->name, avro_strerror());
-                return PO_ERR_INVALID_ARG;
+                err = PO_ERR_INVALID_ARG;
         }
-        tmp = malloc(size ? size : 1);
-        if (!tmp) {
-                fail(&e, "out of memory");
-                return PO_ERR_NOMEM;
-        }
-        w = avro_writer_memory(tmp, (int64_t)size);
-        if (!w) {
-                err = PO_ERR_NOMEM;
-                fail(&e, "out of memory");
-                goto done;
-        }
-        if (avro_value_write(w, value) || avro_writer_tell(w) != (int64_t)size) {
-                fail(&e, "cannot encode %s: avro-c: %s", en->name, avro_strerror());
-                goto done;
-        }
-        /* What we write, we must be able to read: the same checks as decode. */
-        if (check_datum(en->prog, (const unsigned char *)tmp, size, PO_AVRO_HEADER_SIZE,
-                        &e)) {
-                fail_prefix(&e, "refusing to encode an unreadable value");
-                goto done;
-        }
-        en->last_size = size;
-        err = po_dynbuf_add(out, header, sizeof(header));
-        if (!err)
-                err = po_dynbuf_add(out, tmp, size);
-        if (err)
-                fail(&e, "output buffer: %s", po_err_str(err));
-done:
-        if (w)
-                avro_writer_free(w);
-        free(tmp);
         return err;
 }
 

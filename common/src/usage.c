@@ -424,24 +424,23 @@ static int noscript(const redisReply *r)
         return r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
 }
 
-/* Reads the reply of a script call queued on rc; when Redis no longer has
- * the script, loads it again (sha) and sends the call once more with
- * append. Returns the reply, NULL on a connection error. */
-static redisReply *script_reply(po_usage_t *u, redisContext *rc, const char *script,
-                                char *sha, int (*append)(po_usage_t *, void *), void *arg)
+/* The reply to a script call just queued on rc, NULL on a connection
+ * error. When Redis no longer has the script and may_retry, *retry = 1: the
+ * script is loaded again (sha) and the caller sends the call once more. */
+static redisReply *script_reply(redisContext *rc, const char *script, char *sha,
+                                int may_retry, int *retry)
 {
         redisReply *r = NULL;
 
+        *retry = 0;
         if (redisGetReply(rc, (void **)&r) != REDIS_OK)
                 return NULL;
-        if (!noscript(r))
+        if (!may_retry || !noscript(r))
                 return r;
         freeReplyObject(r);
-        r = NULL;
         load_script(rc, script, sha);
-        if (append(u, arg) || redisGetReply(rc, (void **)&r) != REDIS_OK)
-                return NULL;
-        return r;
+        *retry = 1;
+        return NULL;
 }
 
 po_err_t po_usage_read_reply(redisContext *rc, size_t n, int64_t *total,
@@ -454,41 +453,23 @@ po_err_t po_usage_read_reply(redisContext *rc, size_t n, int64_t *total,
         return read_reply(rc, r, n, total, by_customer, errstr, errstr_size);
 }
 
-/* The arguments of a script call, to send it again (script_reply). */
-typedef struct call_args {
-        redisContext *rc;
-        const char *order_id, *customer;
-        const char *const *codes;
-        const int64_t *limit, *customer_limit;
-        size_t n;
-} call_args_t;
-
-static int read_again(po_usage_t *u, void *arg)
-{
-        const call_args_t *a = arg;
-
-        return po_usage_read_append(u, a->rc, a->order_id, a->customer, a->codes, a->n);
-}
-
 po_err_t po_usage_read(po_usage_t *u, redisContext *rc, const char *order_id,
                        const char *customer, const char *const *codes, size_t n,
                        int64_t *total, int64_t *by_customer, char *errstr,
                        size_t errstr_size)
 {
-        call_args_t a = {.rc = rc};
-        redisReply *r;
+        redisReply *r = NULL;
+        int tries, retry = 0;
 
         if (n > 64) {
                 snprintf(errstr, errstr_size, "too many codes");
                 return PO_ERR_INVALID_ARG;
         }
-        a.order_id = order_id;
-        a.customer = customer;
-        a.codes = codes;
-        a.n = n;
-        if (read_again(u, &a))
-                return po_redis_fail(rc, NULL, errstr, errstr_size);
-        r = script_reply(u, rc, read_lua, u->read_sha, read_again, &a);
+        for (tries = 0; tries == 0 || retry; tries++) {
+                if (po_usage_read_append(u, rc, order_id, customer, codes, n))
+                        return po_redis_fail(rc, NULL, errstr, errstr_size);
+                r = script_reply(rc, read_lua, u->read_sha, tries == 0, &retry);
+        }
         if (!r)
                 return po_redis_fail(rc, NULL, errstr, errstr_size);
         return read_reply(rc, r, n, total, by_customer, errstr, errstr_size);
@@ -544,35 +525,24 @@ po_err_t po_usage_reserve_reply(redisContext *rc, int *granted, char *errstr,
         return reserve_result(rc, r, granted, errstr, errstr_size);
 }
 
-static int reserve_again(po_usage_t *u, void *arg)
-{
-        const call_args_t *a = arg;
-
-        return po_usage_reserve_append(u, a->rc, a->order_id, a->customer, a->codes,
-                                       a->limit, a->customer_limit, a->n);
-}
-
 po_err_t po_usage_reserve(po_usage_t *u, redisContext *rc, const char *order_id,
                           const char *customer, const char *const *codes,
                           const int64_t *limit, const int64_t *customer_limit, size_t n,
                           int *granted, char *errstr, size_t errstr_size)
 {
-        call_args_t a = {.rc = rc};
-        redisReply *r;
+        redisReply *r = NULL;
+        int tries, retry = 0;
 
         if (n > 20) {
                 snprintf(errstr, errstr_size, "too many codes");
                 return PO_ERR_INVALID_ARG;
         }
-        a.order_id = order_id;
-        a.customer = customer;
-        a.codes = codes;
-        a.limit = limit;
-        a.customer_limit = customer_limit;
-        a.n = n;
-        if (reserve_again(u, &a))
-                return po_redis_fail(rc, NULL, errstr, errstr_size);
-        r = script_reply(u, rc, reserve_lua, u->reserve_sha, reserve_again, &a);
+        for (tries = 0; tries == 0 || retry; tries++) {
+                if (po_usage_reserve_append(u, rc, order_id, customer, codes, limit,
+                                            customer_limit, n))
+                        return po_redis_fail(rc, NULL, errstr, errstr_size);
+                r = script_reply(rc, reserve_lua, u->reserve_sha, tries == 0, &retry);
+        }
         if (!r)
                 return po_redis_fail(rc, NULL, errstr, errstr_size);
         return reserve_result(rc, r, granted, errstr, errstr_size);

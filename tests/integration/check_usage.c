@@ -56,6 +56,22 @@ static long long total(redisContext *rc, const char *code)
         return n;
 }
 
+/* po_usage_reserve of code for order (limit 1, no customer limit): whether
+ * it was granted; any error fails the test. */
+static int reserve(po_usage_t *u, redisContext *rc, const char *order, const char *cust,
+                   const char *code)
+{
+        const char *codes[1] = {code};
+        int64_t lim[1] = {1}, clim[1] = {-1};
+        char errstr[256];
+        int granted = -1;
+
+        ck_assert_msg(po_usage_reserve(u, rc, order, cust, codes, lim, clim, 1, &granted,
+                                       errstr, sizeof(errstr)) == PO_OK,
+                      "%s", errstr);
+        return granted;
+}
+
 START_TEST(scripts_by_sha_survive_a_script_flush)
 {
         char code[64], order1[64], order2[64], cust[64], errstr[256];
@@ -87,18 +103,9 @@ START_TEST(scripts_by_sha_survive_a_script_flush)
         /* By SHA1: the one redemption left goes to order1, again to order1
          * (idempotent), not to order2. */
         before = calls(rc, "evalsha");
-        ck_assert_int_eq(po_usage_reserve(&usage, rc, order1, cust, codes, lim, clim, 1,
-                                          &granted, errstr, sizeof(errstr)),
-                         PO_OK);
-        ck_assert_int_eq(granted, 1);
-        ck_assert_int_eq(po_usage_reserve(&usage, rc, order1, cust, codes, lim, clim, 1,
-                                          &granted, errstr, sizeof(errstr)),
-                         PO_OK);
-        ck_assert_int_eq(granted, 1);
-        ck_assert_int_eq(po_usage_reserve(&usage, rc, order2, cust, codes, lim, clim, 1,
-                                          &granted, errstr, sizeof(errstr)),
-                         PO_OK);
-        ck_assert_int_eq(granted, 0);
+        ck_assert_int_eq(reserve(&usage, rc, order1, cust, code), 1);
+        ck_assert_int_eq(reserve(&usage, rc, order1, cust, code), 1);
+        ck_assert_int_eq(reserve(&usage, rc, order2, cust, code), 0);
         ck_assert_int_eq(calls(rc, "evalsha") - before, 3);
         ck_assert_int_eq(total(rc, code), 1);
 
@@ -112,14 +119,8 @@ START_TEST(scripts_by_sha_survive_a_script_flush)
         ck_assert_int_eq(u[0], 1);
         ck_assert_uint_eq(strlen(usage.read_sha), 40);
         flush_scripts(rc);
-        ck_assert_int_eq(po_usage_reserve(&usage, rc, order1, cust, codes, lim, clim, 1,
-                                          &granted, errstr, sizeof(errstr)),
-                         PO_OK);
-        ck_assert_int_eq(granted, 1);
-        ck_assert_int_eq(po_usage_reserve(&usage, rc, order2, cust, codes, lim, clim, 1,
-                                          &granted, errstr, sizeof(errstr)),
-                         PO_OK);
-        ck_assert_int_eq(granted, 0);
+        ck_assert_int_eq(reserve(&usage, rc, order1, cust, code), 1);
+        ck_assert_int_eq(reserve(&usage, rc, order2, cust, code), 0);
         ck_assert_int_eq(total(rc, code), 1);
 
         /* A pipelined call to a Redis without the script is an error reply
