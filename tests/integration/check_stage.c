@@ -81,7 +81,8 @@ static void produce(const char *topic, int partition, const char *fmt, int from,
         rd_kafka_destroy(p);
 }
 
-static int stage_port; /* the stage's health port; 0: none */
+static int stage_port;           /* the stage's health port; 0: none */
+static const char *fail_commits; /* PROMO_ECHO_FAIL_COMMITS of the next start */
 
 static pid_t start_stage(const topics_t *t, const char *delays)
 {
@@ -105,6 +106,8 @@ static pid_t start_stage(const topics_t *t, const char *delays)
                 setenv("PROMO_STAGE_RETRY_DELAYS_MS", delays, 1);
                 setenv("PROMO_STAGE_BATCH_MAX", "200", 1);
                 setenv("PROMO_ECHO_HTTP_PORT", port, 1);
+                if (fail_commits)
+                        setenv("PROMO_ECHO_FAIL_COMMITS", fail_commits, 1);
                 execl(path, path, (char *)NULL);
                 _exit(127);
         }
@@ -360,11 +363,12 @@ START_TEST(sigterm_drains_cleanly)
 }
 END_TEST
 
-/* The sum of promo_consumer_lag on the stage's /metrics once it has been
- * published (at least one 5 s interval after the start); -1 until then. */
-static long long lag_sum(void)
+/* The sum of the series on the stage's /metrics whose line starts with
+ * prefix (name and labels); -1 when there is none (yet). */
+static long long metric_sum(const char *prefix)
 {
         static char body[65536];
+        size_t n = strlen(prefix);
         long long sum = 0;
         int seen = 0;
         char *line;
@@ -372,11 +376,17 @@ static long long lag_sum(void)
         if (it_http_get(stage_port, "/metrics", body, sizeof(body)) != 200)
                 return -1;
         for (line = strtok(body, "\n"); line; line = strtok(NULL, "\n"))
-                if (strncmp(line, "promo_consumer_lag{", 19) == 0) {
+                if (strncmp(line, prefix, n) == 0) {
                         sum += atoll(strrchr(line, ' ') + 1);
                         seen = 1;
                 }
         return seen ? sum : -1;
+}
+
+/* promo_consumer_lag is published at least one 5 s interval after the start. */
+static long long lag_sum(void)
+{
+        return metric_sum("promo_consumer_lag{");
 }
 
 static long long settled_lag(void)
@@ -427,6 +437,42 @@ START_TEST(consumer_lag_counts_from_the_committed_offset)
 }
 END_TEST
 
+/* before_commit runs while the offsets go to the transaction: a batch whose
+ * before_commit fails is aborted though its offsets were sent, and consumed
+ * again; nothing is lost or doubled. */
+START_TEST(failed_before_commit_aborts_and_replays)
+{
+        enum { N = 3000 };
+        topics_t t;
+        tally_t out;
+        pid_t pid;
+        int i, missing = 0, doubled = 0;
+        long long aborted;
+
+        stage_port = it_free_port();
+        fail_commits = "4";
+        make_topics(&t, "bcfail", 3);
+        produce(t.in, -1, "b%d", 0, N);
+        pid = start_stage(&t, "100,100");
+        tally_init(&out, N);
+        consume_settle(t.out, "b", &out, N, 120000, 3000);
+        for (i = 0; i < N; i++) {
+                missing += out.counts[i] == 0;
+                doubled += out.counts[i] > 1;
+        }
+        ck_assert_msg(missing == 0 && doubled == 0 && out.total == N,
+                      "read_committed saw %d messages: %d missing, %d doubled", out.total,
+                      missing, doubled);
+        aborted = metric_sum("promo_transactions_total{service=\"stage-echo\","
+                             "result=\"aborted\"}");
+        ck_assert_int_eq(aborted, 4);
+        ck_assert_int_eq(stop_stage(pid, SIGTERM, 20000), 0);
+        fail_commits = NULL;
+        stage_port = 0;
+        tally_release(&out);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("stage");
@@ -450,6 +496,7 @@ int main(void)
                     {"transient", transient_retried_then_succeeds_or_dead_letters},
                     {"kill", sigkill_mid_stream_loses_and_doubles_nothing},
                     {"term", sigterm_drains_cleanly},
+                    {"bcfail", failed_before_commit_aborts_and_replays},
                     {"lag", consumer_lag_counts_from_the_committed_offset},
                 };
                 size_t i;

@@ -3,17 +3,35 @@
  *   "poison..."            permanent failure (BAD_PAYLOAD)
  *   "transient-<n>:..."    transient failure while the attempt is below n
  * Input, output and DLQ topics come from PROMO_ECHO_INPUT, PROMO_ECHO_OUTPUT
- * and PROMO_ECHO_DLQ. */
+ * and PROMO_ECHO_DLQ. With PROMO_ECHO_FAIL_COMMITS=n, the first n batches
+ * fail in before_commit (as a database write that failed would), each after
+ * 20 ms of work, so the offsets are in flight meanwhile. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "po/log.h"
 #include "po/stage.h"
 
 typedef struct echo {
         const char *output;
+        long fail_commits; /* before_commit calls still to fail */
 } echo_t;
+
+static po_err_t before_commit(po_stage_t *st, void *opaque)
+{
+        echo_t *echo = opaque;
+
+        (void)st;
+        if (echo->fail_commits <= 0)
+                return PO_OK;
+        echo->fail_commits--;
+        nanosleep(&(struct timespec){.tv_nsec = 20000000L}, NULL);
+        po_log_warn("PROMO_ECHO_FAIL_COMMITS: failing this batch (%ld more)",
+                    echo->fail_commits);
+        return PO_ERR_DEPENDENCY;
+}
 
 static po_stage_result_t process(po_stage_t *st, const rd_kafka_message_t *msg,
                                  po_stage_failure_t *fail, void *opaque)
@@ -62,6 +80,7 @@ int main(void)
             .process = process,
             .opaque = &echo,
         };
+        const char *fail = getenv("PROMO_ECHO_FAIL_COMMITS");
         char errstr[512];
         po_service_t *svc;
         po_stage_t *st;
@@ -71,6 +90,16 @@ int main(void)
                 fprintf(stderr,
                         "stage-echo: set PROMO_ECHO_INPUT and PROMO_ECHO_OUTPUT\n");
                 return 2;
+        }
+        if (fail && *fail) {
+                char *end;
+
+                echo.fail_commits = strtol(fail, &end, 10);
+                if (*end || echo.fail_commits < 0) {
+                        fprintf(stderr, "stage-echo: bad PROMO_ECHO_FAIL_COMMITS\n");
+                        return 2;
+                }
+                conf.before_commit = before_commit;
         }
         svc = po_service_new(&def, errstr, sizeof(errstr));
         if (!svc) {
