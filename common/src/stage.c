@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -741,135 +740,12 @@ static void abort_batch(po_stage_t *st, const char *why)
                 st->conf.after_batch(st, 0, st->conf.opaque);
 }
 
-/* Sending a batch's offsets to its transaction: a round trip to the group
- * coordinator and one to the transaction coordinator. It runs on a thread of
- * its own while the stage's before_commit writes its database on the loop's
- * thread: neither needs the other, and the offsets only take effect with the
- * commit, which comes after both. The thread calls librdkafka only. */
-typedef struct offsets_job {
-        po_stage_t *st;
-        rd_kafka_consumer_group_metadata_t *cgmd;
-        rd_kafka_error_t *err; /* NULL once sent */
-        int retried;           /* retriable failures before the outcome */
-        long long us;          /* how long it took */
-        pthread_mutex_t mu;
-        pthread_cond_t cv;
-        int done;
-} offsets_job_t;
-
-static void *send_offsets(void *arg)
-{
-        offsets_job_t *job = arg;
-        long long t0 = now_us();
-        rd_kafka_error_t *e;
-
-        /* A retriable error (the coordinator moving, the broker restarting)
-         * is retried; anything else aborts the batch. */
-        for (;;) {
-                e = rd_kafka_send_offsets_to_transaction(job->st->producer,
-                                                         job->st->batch_next, job->cgmd,
-                                                         STAGE_TXN_TIMEOUT_MS);
-                if (!e || !rd_kafka_error_is_retriable(e) || !po_service_running() ||
-                    job->retried >= STAGE_TXN_RETRIES)
-                        break;
-                rd_kafka_error_destroy(e);
-                job->retried++;
-                nanosleep(&(struct timespec){.tv_nsec = 200000000L}, NULL);
-        }
-        pthread_mutex_lock(&job->mu);
-        job->err = e;
-        job->us = now_us() - t0;
-        job->done = 1;
-        pthread_cond_signal(&job->cv);
-        pthread_mutex_unlock(&job->mu);
-        return NULL;
-}
-
-/* Waits for the job, serving health and metrics meanwhile (a coordinator
- * that moves can keep the retries going for seconds). */
-static void offsets_wait(po_stage_t *st, offsets_job_t *job)
-{
-        pthread_mutex_lock(&job->mu);
-        while (!job->done) {
-                struct timespec until;
-
-                clock_gettime(CLOCK_REALTIME, &until);
-                until.tv_nsec += 100000000L;
-                if (until.tv_nsec >= 1000000000L) {
-                        until.tv_sec++;
-                        until.tv_nsec -= 1000000000L;
-                }
-                if (pthread_cond_timedwait(&job->cv, &job->mu, &until) == ETIMEDOUT &&
-                    !job->done) {
-                        pthread_mutex_unlock(&job->mu);
-                        po_service_tick(st->svc, 0);
-                        pthread_mutex_lock(&job->mu);
-                }
-        }
-        pthread_mutex_unlock(&job->mu);
-}
-
-/* The stage's before_commit and the offsets, side by side. Returns 0 when
- * both succeeded; otherwise the batch is aborted (or st->fatal set). */
-static int prepare_commit(po_stage_t *st)
-{
-        offsets_job_t job = {.st = st};
-        pthread_t thread;
-        int threaded;
-        po_err_t bc = PO_OK;
-        long long t0;
-
-        pthread_mutex_init(&job.mu, NULL);
-        pthread_cond_init(&job.cv, NULL);
-        job.cgmd = rd_kafka_consumer_group_metadata(st->consumer);
-        threaded = pthread_create(&thread, NULL, send_offsets, &job) == 0;
-        if (!threaded)
-                send_offsets(&job);
-        if (st->conf.before_commit) {
-                t0 = now_us();
-                bc = st->conf.before_commit(st, st->conf.opaque);
-                if (bc == PO_OK)
-                        po_metrics_observe_us(
-                            st->metrics, "promo_txn_before_commit_seconds",
-                            "Time of the stage's own work before a commit "
-                            "(a database write).",
-                            (uint64_t)(now_us() - t0));
-        }
-        if (threaded) {
-                offsets_wait(st, &job);
-                pthread_join(thread, NULL);
-        }
-        rd_kafka_consumer_group_metadata_destroy(job.cgmd);
-        pthread_cond_destroy(&job.cv);
-        pthread_mutex_destroy(&job.mu);
-        if (job.retried)
-                po_log_warn("send offsets: %d retriable failures", job.retried);
-        if (job.err) {
-                po_log_error("send offsets: %s", rd_kafka_error_string(job.err));
-                if (rd_kafka_error_is_fatal(job.err))
-                        st->fatal = 1;
-                rd_kafka_error_destroy(job.err);
-                if (!st->fatal)
-                        abort_batch(st, "the offsets could not be sent");
-                return -1;
-        }
-        if (bc != PO_OK) {
-                abort_batch(st, "the stage could not complete the batch");
-                /* A dependency is down: do not spin on it. */
-                po_service_tick(st->svc, 500);
-                return -1;
-        }
-        po_metrics_observe_us(st->metrics, "promo_txn_offsets_seconds",
-                              "Time to send a batch's offsets to its transaction.",
-                              (uint64_t)job.us);
-        return 0;
-}
-
 /* Sends the batch's offsets and commits. Returns 0 on success. */
 static int commit_batch(po_stage_t *st)
 {
+        rd_kafka_consumer_group_metadata_t *cgmd;
         rd_kafka_error_t *e = NULL;
-        long long t0, t1, t2;
+        long long t0, t1, t2, start = now_us();
         int tries;
 
         if (!st->in_txn)
@@ -879,12 +755,50 @@ static int commit_batch(po_stage_t *st)
                 st->emit_failed = 0;
                 return -1;
         }
-        /* The offsets go with the outputs: committing the outputs without
-         * them would commit a batch whose input is consumed again. */
+        if (st->conf.before_commit) {
+                t0 = now_us();
+                if (st->conf.before_commit(st, st->conf.opaque) != PO_OK) {
+                        abort_batch(st, "the stage could not complete the batch");
+                        /* A dependency is down: do not spin on it. */
+                        po_service_tick(st->svc, 500);
+                        return -1;
+                }
+                po_metrics_observe_us(st->metrics, "promo_txn_before_commit_seconds",
+                                      "Time of the stage's own work before a commit "
+                                      "(a database write).",
+                                      (uint64_t)(now_us() - t0));
+        }
+        /* The offsets first: committing the outputs without them would
+         * commit a batch whose input is consumed again (doubles). A
+         * retriable error (the coordinator moving, the broker restarting)
+         * is retried; anything else aborts the batch, which is then consumed
+         * again from the last committed offsets. */
         t0 = now_us();
-        if (prepare_commit(st))
+        cgmd = rd_kafka_consumer_group_metadata(st->consumer);
+        for (tries = 0;; tries++) {
+                e = rd_kafka_send_offsets_to_transaction(st->producer, st->batch_next,
+                                                         cgmd, STAGE_TXN_TIMEOUT_MS);
+                if (!e || !rd_kafka_error_is_retriable(e) || !po_service_running() ||
+                    tries >= STAGE_TXN_RETRIES)
+                        break;
+                po_log_warn("send offsets: %s (retrying)", rd_kafka_error_string(e));
+                rd_kafka_error_destroy(e);
+                po_service_tick(st->svc, 200);
+        }
+        rd_kafka_consumer_group_metadata_destroy(cgmd);
+        if (e) {
+                po_log_error("send offsets: %s", rd_kafka_error_string(e));
+                if (rd_kafka_error_is_fatal(e))
+                        st->fatal = 1;
+                rd_kafka_error_destroy(e);
+                if (!st->fatal)
+                        abort_batch(st, "the offsets could not be sent");
                 return -1;
+        }
         t1 = now_us();
+        po_metrics_observe_us(st->metrics, "promo_txn_offsets_seconds",
+                              "Time to send a batch's offsets to its transaction.",
+                              (uint64_t)(t1 - t0));
         /* Then the commit. Once it was asked for, the outcome may be in doubt
          * (the coordinator may have written it): a retriable error is retried
          * with the same call, never turned into an abort, which would consume
@@ -918,10 +832,11 @@ static int commit_batch(po_stage_t *st)
         po_metrics_observe_us(st->metrics, "promo_txn_commit_seconds",
                               "Time to commit a batch's transaction (outputs flushed).",
                               (uint64_t)(t2 - t1));
-        po_metrics_observe_us(st->metrics, "promo_txn_total_seconds",
-                              "The loop's wait for a batch's commit: before_commit and "
-                              "the offsets side by side, then the commit.",
-                              (uint64_t)(t2 - t0));
+        po_metrics_observe_us(
+            st->metrics, "promo_txn_total_seconds",
+            "The loop's whole wait for a batch's commit: before_commit, "
+            "the offsets and the commit.",
+            (uint64_t)(t2 - start));
         po_metrics_add(st->metrics, "promo_transactions_total",
                        "Kafka transactions, by result.", "result=\"committed\"", 1);
         clear_batch(st);

@@ -437,9 +437,8 @@ START_TEST(consumer_lag_counts_from_the_committed_offset)
 }
 END_TEST
 
-/* before_commit runs while the offsets go to the transaction: a batch whose
- * before_commit fails is aborted though its offsets were sent, and consumed
- * again; nothing is lost or doubled. */
+/* A batch whose before_commit fails (a database write that failed) is
+ * aborted and consumed again: nothing is lost or doubled. */
 START_TEST(failed_before_commit_aborts_and_replays)
 {
         enum { N = 3000 };

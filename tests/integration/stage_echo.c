@@ -4,8 +4,8 @@
  *   "transient-<n>:..."    transient failure while the attempt is below n
  * Input, output and DLQ topics come from PROMO_ECHO_INPUT, PROMO_ECHO_OUTPUT
  * and PROMO_ECHO_DLQ. With PROMO_ECHO_FAIL_COMMITS=n, the first n batches
- * fail in before_commit (as a database write that failed would), each after
- * 20 ms of work, so the offsets are in flight meanwhile. */
+ * fail in before_commit, each after 20 ms, as a database write that failed
+ * would. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
