@@ -834,12 +834,31 @@ static int copy_in(audit_pg_t *pg, const char *table, const char *cols, fail_t *
         return ok ? 0 : -1;
 }
 
+/* Sends the rows in pg->copy (usage events, or dead letters) to their
+ * temporary table, then moves them into their table; *inserted counts the
+ * new rows. */
+static int copy_merge(audit_pg_t *pg, int usage, int64_t *inserted, fail_t *f)
+{
+        const char *temp = usage ? "audit_usage_in" : "audit_dead_in";
+        const char *cols = usage ? usage_cols : dead_cols;
+        char sql[2600];
+
+        if (pg->copy.failed) {
+                snprintf(f->msg, sizeof(f->msg), "out of memory");
+                return -1;
+        }
+        if (copy_in(pg, temp, cols, f))
+                return -1;
+        snprintf(sql, sizeof(sql), "WITH ");
+        snprintf(sql + 5, sizeof(sql) - 5, usage ? usage_tail : dead_tail, cols, cols,
+                 temp);
+        return exec_count(pg, NULL, sql, inserted, f);
+}
+
 static int write_copy(audit_pg_t *pg, const audit_usage_row_t *usage, size_t nusage,
                       const audit_dead_row_t *dead, size_t ndead, audit_pg_stats_t *st,
                       fail_t *f)
 {
-        char sql[2600];
-
         if (!pg->temps) {
                 if (exec_simple(pg, temp_tables, f))
                         goto fail;
@@ -850,31 +869,13 @@ static int write_copy(audit_pg_t *pg, const audit_usage_row_t *usage, size_t nus
         if (nusage) {
                 po_dynbuf_reset(&pg->copy);
                 copy_usage_rows(&pg->copy, usage, nusage);
-                if (pg->copy.failed) {
-                        snprintf(f->msg, sizeof(f->msg), "out of memory");
-                        goto fail;
-                }
-                if (copy_in(pg, "audit_usage_in", usage_cols, f))
-                        goto fail;
-                snprintf(sql, sizeof(sql), "WITH ");
-                snprintf(sql + 5, sizeof(sql) - 5, usage_tail, usage_cols, usage_cols,
-                         "audit_usage_in");
-                if (exec_count(pg, NULL, sql, &st->usage_inserted, f))
+                if (copy_merge(pg, 1, &st->usage_inserted, f))
                         goto fail;
         }
         if (ndead) {
                 po_dynbuf_reset(&pg->copy);
                 copy_dead_rows(&pg->copy, dead, ndead);
-                if (pg->copy.failed) {
-                        snprintf(f->msg, sizeof(f->msg), "out of memory");
-                        goto fail;
-                }
-                if (copy_in(pg, "audit_dead_in", dead_cols, f))
-                        goto fail;
-                snprintf(sql, sizeof(sql), "WITH ");
-                snprintf(sql + 5, sizeof(sql) - 5, dead_tail, dead_cols, dead_cols,
-                         "audit_dead_in");
-                if (exec_count(pg, NULL, sql, &st->dead_inserted, f))
+                if (copy_merge(pg, 0, &st->dead_inserted, f))
                         goto fail;
         }
         if (exec_simple(pg, "COMMIT", f))
