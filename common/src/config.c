@@ -5,6 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+const char *po_env_or(const char *name, const char *def)
+{
+        const char *v = getenv(name);
+
+        return v && *v ? v : def;
+}
+
 po_err_t po_config_parse_port(const char *s, int allow_zero, int *out)
 {
         char *end = NULL;

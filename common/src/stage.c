@@ -376,6 +376,22 @@ void po_stage_destroy(po_stage_t *st)
         free(st);
 }
 
+int po_stage_serve(po_service_t *svc, const po_stage_conf_t *conf)
+{
+        char errstr[512];
+        po_stage_t *st = po_stage_new(svc, conf, errstr, sizeof(errstr));
+        int status;
+
+        if (!st) {
+                po_log_error("%s", errstr);
+                return 2;
+        }
+        po_service_probe(svc);
+        status = po_stage_run(st);
+        po_stage_destroy(st);
+        return status;
+}
+
 int po_stage_attempt(const po_stage_t *st)
 {
         return st->attempt;

@@ -39,13 +39,6 @@ static const po_service_def_t service_def = {
 
 /* ---- settings ---- */
 
-static const char *env_or(const char *name, const char *def)
-{
-        const char *v = getenv(name);
-
-        return v && *v ? v : def;
-}
-
 static int env_int(const char *name, long long def, long long lo, long long hi,
                    long long *out)
 {
@@ -95,32 +88,32 @@ static int load_settings(admin_settings_t *s)
         if (env_int("PROMO_ADMIN_RL_CUSTOMER_MAX", 10, 1, 1000000000, &v))
                 return -1;
         s->rl_customer_max = v;
-        t = env_or("PROMO_ADMIN_BIND", "127.0.0.1");
+        t = po_env_or("PROMO_ADMIN_BIND", "127.0.0.1");
         if (strlen(t) >= sizeof(s->bind)) {
                 po_log_error("PROMO_ADMIN_BIND is too long");
                 return -1;
         }
         snprintf(s->bind, sizeof(s->bind), "%s", t);
-        t = env_or("PROMO_ADMIN_UI_DIR", PROMO_SOURCE_DIR "/services/admin/ui");
+        t = po_env_or("PROMO_ADMIN_UI_DIR", PROMO_SOURCE_DIR "/services/admin/ui");
         if (strlen(t) >= sizeof(s->ui_dir)) {
                 po_log_error("PROMO_ADMIN_UI_DIR is too long");
                 return -1;
         }
         snprintf(s->ui_dir, sizeof(s->ui_dir), "%s", t);
-        t = env_or("PROMO_STACKING", "best_only");
+        t = po_env_or("PROMO_STACKING", "best_only");
         if (strcmp(t, "best_only") != 0 && strcmp(t, "combine") != 0) {
                 po_log_error("PROMO_STACKING must be best_only or combine, not %s", t);
                 return -1;
         }
         s->stacking = strcmp(t, "combine") == 0 ? PO_STACK_COMBINE : PO_STACK_BEST_ONLY;
-        t = env_or("PROMO_ROUNDING", "half_up");
+        t = po_env_or("PROMO_ROUNDING", "half_up");
         if (strcmp(t, "half_up") != 0 && strcmp(t, "half_even") != 0) {
                 po_log_error("PROMO_ROUNDING must be half_up or half_even, not %s", t);
                 return -1;
         }
         s->rounding = strcmp(t, "half_even") == 0 ? PO_ROUND_HALF_EVEN : PO_ROUND_HALF_UP;
-        s->codes_topic = env_or("PROMO_CODES_TOPIC", "promo.codes");
-        s->attempts_topic = env_or("PROMO_ATTEMPTS_TOPIC", "checkout.attempts");
+        s->codes_topic = po_env_or("PROMO_CODES_TOPIC", "promo.codes");
+        s->attempts_topic = po_env_or("PROMO_ATTEMPTS_TOPIC", "checkout.attempts");
         return 0;
 }
 
@@ -412,7 +405,7 @@ int main(int argc, char **argv)
         if (load_settings(&app.set))
                 goto out;
         snprintf(docs, sizeof(docs), "%s",
-                 env_or("PROMO_ADMIN_OPENAPI", PROMO_SOURCE_DIR "/docs/openapi.json"));
+                 po_env_or("PROMO_ADMIN_OPENAPI", PROMO_SOURCE_DIR "/docs/openapi.json"));
         app.openapi = slurp(docs, &app.openapi_len);
         if (!app.openapi)
                 po_log_warn("%s not readable: /v1/openapi.json will answer 404", docs);

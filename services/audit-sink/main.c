@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "audit_pg.h"
+#include "po/config.h"
 #include "po/log.h"
 #include "po/messages.h"
 #include "po/stage.h"
@@ -706,16 +707,9 @@ static int count_dlqs(const sink_t *s)
         return n;
 }
 
-static const char *env_or(const char *name, const char *def)
-{
-        const char *v = getenv(name);
-
-        return v && *v ? v : def;
-}
-
 static int write_method(audit_pg_method_t *m, char *errstr, size_t size)
 {
-        const char *v = env_or("PROMO_AUDIT_WRITE", "insert");
+        const char *v = po_env_or("PROMO_AUDIT_WRITE", "insert");
 
         if (strcmp(v, "insert") == 0)
                 *m = AUDIT_PG_INSERT;
@@ -903,7 +897,6 @@ int main(int argc, char **argv)
         };
         sink_t s;
         po_stage_conf_t conf = {0};
-        po_stage_t *st = NULL;
         audit_pg_method_t method;
         char errstr[512];
         int status = 2;
@@ -953,9 +946,9 @@ int main(int argc, char **argv)
                 status = po_service_running() ? 1 : 0;
                 goto out;
         }
-        conf.input_topic = env_or("PROMO_AUDIT_INPUT", "promo.usage");
+        conf.input_topic = po_env_or("PROMO_AUDIT_INPUT", "promo.usage");
         conf.extra_topics = s.dlqs;
-        conf.dlq_topic = env_or("PROMO_AUDIT_DLQ", "audit-sink.dlq");
+        conf.dlq_topic = po_env_or("PROMO_AUDIT_DLQ", "audit-sink.dlq");
         conf.group_id = getenv("PROMO_AUDIT_GROUP");
         conf.transactional_id = getenv("PROMO_AUDIT_TXID");
         /* No retry topics: no single message fails for a transient cause.
@@ -968,20 +961,13 @@ int main(int argc, char **argv)
         conf.after_batch = after_batch;
         conf.idle = idle;
         conf.opaque = &s;
-        st = po_stage_new(s.svc, &conf, errstr, sizeof(errstr));
-        if (!st) {
-                po_log_error("%s", errstr);
-                goto out;
-        }
         po_log_info(
             "usage events from %s, dead letters from %s (+%d more); writing with %s",
             conf.input_topic, s.dlqs[0] ? s.dlqs[0] : "(none)",
             count_dlqs(&s) > 1 ? count_dlqs(&s) - 1 : 0,
             method == AUDIT_PG_COPY ? "COPY" : "pipelined INSERT");
-        po_service_probe(s.svc);
-        status = po_stage_run(st);
+        status = po_stage_serve(s.svc, &conf);
 out:
-        po_stage_destroy(st);
         audit_pg_destroy(s.pg);
         po_avro_destroy(s.avro);
         po_arena_release(&s.arena);

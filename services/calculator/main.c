@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "po/cart.h"
+#include "po/config.h"
 #include "po/log.h"
 #include "po/messages.h"
 #include "po/pricing.h"
@@ -255,13 +256,6 @@ out:
         return result;
 }
 
-static const char *env_or(const char *name, const char *def)
-{
-        const char *v = getenv(name);
-
-        return v && *v ? v : def;
-}
-
 int main(int argc, char **argv)
 {
         static const po_service_def_t def = {
@@ -272,7 +266,6 @@ int main(int argc, char **argv)
         };
         calculator_t c;
         po_stage_conf_t conf = {0};
-        po_stage_t *st = NULL;
         char errstr[512];
         int status = 2;
 
@@ -286,28 +279,21 @@ int main(int argc, char **argv)
                 fprintf(stderr, "calculator: %s\n", errstr);
                 return 2;
         }
-        c.priced_topic = env_or("PROMO_CALCULATOR_OUTPUT", "orders.priced");
-        c.usage_topic = env_or("PROMO_USAGE_TOPIC", "promo.usage");
+        c.priced_topic = po_env_or("PROMO_CALCULATOR_OUTPUT", "orders.priced");
+        c.usage_topic = po_env_or("PROMO_USAGE_TOPIC", "promo.usage");
         c.ws = po_pricing_ws_new();
         c.avro = po_avro_new(errstr, sizeof(errstr));
         if (!c.ws || !c.avro) {
                 po_log_error("start: %s", c.avro ? "out of memory" : errstr);
                 goto out;
         }
-        conf.input_topic = env_or("PROMO_CALCULATOR_INPUT", "orders.validated");
-        conf.dlq_topic = env_or("PROMO_CALCULATOR_DLQ", "calculator.dlq");
+        conf.input_topic = po_env_or("PROMO_CALCULATOR_INPUT", "orders.validated");
+        conf.dlq_topic = po_env_or("PROMO_CALCULATOR_DLQ", "calculator.dlq");
         conf.group_id = getenv("PROMO_CALCULATOR_GROUP");
         conf.process = process;
         conf.opaque = &c;
-        st = po_stage_new(c.svc, &conf, errstr, sizeof(errstr));
-        if (!st) {
-                po_log_error("%s", errstr);
-                goto out;
-        }
-        po_service_probe(c.svc);
-        status = po_stage_run(st);
+        status = po_stage_serve(c.svc, &conf);
 out:
-        po_stage_destroy(st);
         po_avro_destroy(c.avro);
         po_pricing_ws_destroy(c.ws);
         po_cart_builder_release(&c.cart);

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "po/channel.h"
+#include "po/config.h"
 #include "po/log.h"
 #include "po/order_avro.h"
 #include "po/profile.h"
@@ -361,7 +362,6 @@ int main(int argc, char **argv)
         const char *profiles = getenv("PROMO_INTAKE_PROFILES");
         intake_t in = {0};
         po_stage_conf_t conf = {0};
-        po_stage_t *st = NULL;
         char errstr[512];
         int status = 2;
 
@@ -372,11 +372,8 @@ int main(int argc, char **argv)
                 fprintf(stderr, "intake-normalizer: %s\n", errstr);
                 return 2;
         }
-        in.output_topic = getenv("PROMO_INTAKE_OUTPUT") ? getenv("PROMO_INTAKE_OUTPUT")
-                                                        : "orders.canonical";
-        in.duplicates_topic = getenv("PROMO_INTAKE_DUPLICATES")
-                                  ? getenv("PROMO_INTAKE_DUPLICATES")
-                                  : "orders.duplicates";
+        in.output_topic = po_env_or("PROMO_INTAKE_OUTPUT", "orders.canonical");
+        in.duplicates_topic = po_env_or("PROMO_INTAKE_DUPLICATES", "orders.duplicates");
         po_dynbuf_init(&in.out, 64u << 20);
         in.profiles = po_profiles_load(profiles, errstr, sizeof(errstr));
         if (!in.profiles) {
@@ -388,22 +385,13 @@ int main(int argc, char **argv)
                 po_log_error("avro: %s", errstr);
                 goto out;
         }
-        conf.input_topic =
-            getenv("PROMO_INTAKE_INPUT") ? getenv("PROMO_INTAKE_INPUT") : "orders.raw";
-        conf.dlq_topic =
-            getenv("PROMO_INTAKE_DLQ") ? getenv("PROMO_INTAKE_DLQ") : "intake.dlq";
+        conf.input_topic = po_env_or("PROMO_INTAKE_INPUT", "orders.raw");
+        conf.dlq_topic = po_env_or("PROMO_INTAKE_DLQ", "intake.dlq");
         conf.process = process;
         conf.prepare = prepare;
         conf.opaque = &in;
-        st = po_stage_new(in.svc, &conf, errstr, sizeof(errstr));
-        if (!st) {
-                po_log_error("%s", errstr);
-                goto out;
-        }
-        po_service_probe(in.svc);
-        status = po_stage_run(st);
+        status = po_stage_serve(in.svc, &conf);
 out:
-        po_stage_destroy(st);
         group_reset(&in);
         free(in.slots);
         if (in.redis)

@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "po/cart.h"
+#include "po/config.h"
 #include "po/log.h"
 #include "po/messages.h"
 #include "po/order_avro.h"
@@ -1118,13 +1119,6 @@ out:
         return result;
 }
 
-static const char *env_or(const char *name, const char *def)
-{
-        const char *v = getenv(name);
-
-        return v && *v ? v : def;
-}
-
 int main(int argc, char **argv)
 {
         static const po_service_def_t def = {
@@ -1135,7 +1129,6 @@ int main(int argc, char **argv)
         };
         validator_t v;
         po_stage_conf_t conf = {0};
-        po_stage_t *st = NULL;
         char errstr[512];
         const char *s;
         int status = 2, k;
@@ -1155,22 +1148,22 @@ int main(int argc, char **argv)
                 return 2;
         }
         v.metrics = po_service_metrics(v.svc);
-        s = env_or("PROMO_STACKING", "best_only");
+        s = po_env_or("PROMO_STACKING", "best_only");
         if (strcmp(s, "best_only") != 0 && strcmp(s, "combine") != 0) {
                 po_log_error("PROMO_STACKING must be best_only or combine, not %s", s);
                 goto out;
         }
         v.stacking = strcmp(s, "combine") == 0 ? PO_STACK_COMBINE : PO_STACK_BEST_ONLY;
-        s = env_or("PROMO_ROUNDING", "half_up");
+        s = po_env_or("PROMO_ROUNDING", "half_up");
         if (strcmp(s, "half_up") != 0 && strcmp(s, "half_even") != 0) {
                 po_log_error("PROMO_ROUNDING must be half_up or half_even, not %s", s);
                 goto out;
         }
         v.rounding = strcmp(s, "half_even") == 0 ? PO_ROUND_HALF_EVEN : PO_ROUND_HALF_UP;
-        v.output_topic = env_or("PROMO_VALIDATOR_OUTPUT", "orders.validated");
-        v.topic_codes = env_or("PROMO_CODES_TOPIC", "promo.codes");
-        v.topic_customers = env_or("PROMO_CUSTOMERS_TOPIC", "crm.customers");
-        v.topic_stock = env_or("PROMO_INVENTORY_TOPIC", "inventory.levels");
+        v.output_topic = po_env_or("PROMO_VALIDATOR_OUTPUT", "orders.validated");
+        v.topic_codes = po_env_or("PROMO_CODES_TOPIC", "promo.codes");
+        v.topic_customers = po_env_or("PROMO_CUSTOMERS_TOPIC", "crm.customers");
+        v.topic_stock = po_env_or("PROMO_INVENTORY_TOPIC", "inventory.levels");
         v.ws = po_pricing_ws_new();
         v.avro = po_avro_new(errstr, sizeof(errstr));
         if (!v.ws || !v.avro) {
@@ -1191,8 +1184,8 @@ int main(int argc, char **argv)
         if (!v.ref)
                 po_log_warn("reference data: %s (caches fill from PostgreSQL only)",
                             errstr);
-        conf.input_topic = env_or("PROMO_VALIDATOR_INPUT", "orders.canonical");
-        conf.dlq_topic = env_or("PROMO_VALIDATOR_DLQ", "validator.dlq");
+        conf.input_topic = po_env_or("PROMO_VALIDATOR_INPUT", "orders.canonical");
+        conf.dlq_topic = po_env_or("PROMO_VALIDATOR_DLQ", "validator.dlq");
         conf.group_id = getenv("PROMO_VALIDATOR_GROUP");
         conf.process = process;
         conf.before_commit = before_commit;
@@ -1200,15 +1193,8 @@ int main(int argc, char **argv)
         conf.idle = idle;
         conf.prepare = prepare;
         conf.opaque = &v;
-        st = po_stage_new(v.svc, &conf, errstr, sizeof(errstr));
-        if (!st) {
-                po_log_error("%s", errstr);
-                goto out;
-        }
-        po_service_probe(v.svc);
-        status = po_stage_run(st);
+        status = po_stage_serve(v.svc, &conf);
 out:
-        po_stage_destroy(st);
         batch_clear(&v);
         free(v.batch);
         group_reset(&v);

@@ -83,7 +83,6 @@ int main(void)
         const char *fail = getenv("PROMO_ECHO_FAIL_COMMITS");
         char errstr[512];
         po_service_t *svc;
-        po_stage_t *st;
         int status;
 
         if (!echo.output || !conf.input_topic) {
@@ -106,15 +105,7 @@ int main(void)
                 fprintf(stderr, "stage-echo: %s\n", errstr);
                 return 2;
         }
-        st = po_stage_new(svc, &conf, errstr, sizeof(errstr));
-        if (!st) {
-                po_log_error("%s", errstr);
-                po_service_destroy(svc);
-                return 2;
-        }
-        po_service_probe(svc);
-        status = po_stage_run(st);
-        po_stage_destroy(st);
+        status = po_stage_serve(svc, &conf);
         po_service_destroy(svc);
         return status;
 }

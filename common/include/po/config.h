@@ -27,4 +27,8 @@ po_err_t po_config_load(po_config_t *cfg, const char *port_env, int default_http
  * Returns PO_OK and sets *out, or PO_ERR_BAD_INPUT. */
 po_err_t po_config_parse_port(const char *s, int allow_zero, int *out);
 
+/* The environment variable name, or def when it is unset or empty (a
+ * service's topic names, modes and paths). */
+const char *po_env_or(const char *name, const char *def);
+
 #endif

@@ -131,6 +131,12 @@ int po_stage_run(po_stage_t *stage);
  * Accepts NULL. */
 void po_stage_destroy(po_stage_t *stage);
 
+/* What a stage service's main() does once its own set-up is done: creates
+ * the stage, probes the dependencies, runs it and destroys it. Returns the
+ * process's exit status: po_stage_run's, or 2 when the stage could not be
+ * created (the reason is logged). */
+int po_stage_serve(po_service_t *svc, const po_stage_conf_t *conf);
+
 /* Header names the runner sets on retried messages and dead letters. */
 #define PO_HDR_ATTEMPTS "promo-attempts"
 #define PO_HDR_NOT_BEFORE "promo-not-before-ms"
