@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "po/avro_wire.h"
 #include "po/utf8.h"
 
 /* Schemas live as long as their registry, and a new one may get the address
@@ -46,8 +47,10 @@ typedef struct entry {
 struct po_avro {
         entry_t *entries; /* current versions first */
         size_t count;
-        avro_writer_t writer; /* reused by every encode; NULL until the first */
-        avro_reader_t reader; /* reused by every decode; NULL until the first */
+        avro_writer_t writer;   /* reused by every encode; NULL until the first */
+        avro_reader_t reader;   /* reused by every decode; NULL until the first */
+        int generic_only;       /* po_avro_set_direct(avro, 0) */
+        uint64_t direct_writes; /* messages the direct writers wrote */
 };
 
 /* An error message sink; s == NULL makes failures quiet (union matching). */
@@ -2222,6 +2225,50 @@ po_err_t po_avro_encode_version(po_avro_t *avro, const char *name, int version,
                 err = PO_ERR_INVALID_ARG;
         }
         return err;
+}
+
+void po_avro_set_direct(po_avro_t *avro, int on)
+{
+        if (avro)
+                avro->generic_only = !on;
+}
+
+int po_avro_wire_encode(po_avro_t *avro, const char *name, uint64_t layout_fp,
+                        po_wire_fn fn, const void *what, po_dynbuf_t *out, po_err_t *err)
+{
+        entry_t *en = find(avro, name, 0);
+        po_wire_t w = {out, PO_OK, 0};
+        size_t start;
+        unsigned char *h;
+
+        if (!en || avro->generic_only || en->fingerprint != layout_fp || !out ||
+            out->failed || out->len >= out->max)
+                return 0;
+        start = out->len;
+        h = po_wire_room(&w, PO_AVRO_HEADER_SIZE);
+        if (h) {
+                put_header(h, en->fingerprint);
+                out->len += PO_AVRO_HEADER_SIZE;
+                fn(&w, what);
+        }
+        if (w.err) {
+                *err = w.err;
+                return 1;
+        }
+        if (w.fallback) {
+                out->len = start;
+                if (out->data)
+                        out->data[start] = '\0';
+                return 0;
+        }
+        *err = PO_OK;
+        avro->direct_writes++;
+        return 1;
+}
+
+uint64_t po_avro_direct_writes(const po_avro_t *avro)
+{
+        return avro ? avro->direct_writes : 0;
 }
 
 po_err_t po_avro_encode(po_avro_t *avro, const char *name, avro_value_t *value,

@@ -825,19 +825,181 @@ static int fill_codedef(msg_t *m, scratch_t *sc, avro_value_t *v, const po_coded
         return 0;
 }
 
-/* Builds a value of schema name with fill(ctx) and appends its encoding to
- * out. */
+/* ---- direct writers (po/avro_wire.h) ---- */
+
+/* The layouts the writers below are for: the fingerprints of
+ * schemas/CodeDefinition.avsc and schemas/ValidatedOrder.avsc as they are
+ * written (check_messages fails when a schema changes without them). */
+#define CODEDEF_LAYOUT 0x4c83bd9f0146cd9dULL
+#define VALIDATED_LAYOUT 0x0656d00bb5a0ee75ULL
+
+static void wire_pstr(po_wire_t *w, po_str_t s)
+{
+        po_wire_str(w, s.ptr ? s.ptr : "", s.ptr ? s.len : 0);
+        if (!s.ptr && s.len)
+                w->fallback = 1;
+}
+
+static void wire_opt_list(po_wire_t *w, const po_str_list_t *l)
+{
+        size_t i;
+
+        po_wire_long(w, l->present != 0);
+        if (!l->present)
+                return;
+        if (l->count)
+                po_wire_long(w, (int64_t)l->count);
+        for (i = 0; i < l->count; i++)
+                wire_pstr(w, l->items[i]);
+        po_wire_long(w, 0);
+}
+
+static void wire_opt_instant(po_wire_t *w, int has, po_instant_t t)
+{
+        int64_t us = 0;
+
+        if (has && instant_to_us(t, &us))
+                w->fallback = 1;
+        po_wire_opt_long(w, has, us);
+}
+
+/* tier_values given twice: the generic path refuses them by name. */
+static int tiers_repeat(const po_code_def_t *d)
+{
+        size_t i, j;
+
+        if (d->tier_value_count > 64)
+                return 1;
+        for (i = 0; i < d->tier_value_count; i++)
+                for (j = 0; j < i; j++)
+                        if (d->tier_values[i].tier.len == d->tier_values[j].tier.len &&
+                            (d->tier_values[i].tier.len == 0 ||
+                             memcmp(d->tier_values[i].tier.ptr,
+                                    d->tier_values[j].tier.ptr,
+                                    d->tier_values[i].tier.len) == 0))
+                                return 1;
+        return 0;
+}
+
+/* As fill_codedef. */
+static void wire_codedef(po_wire_t *w, const po_codedef_t *cd)
+{
+        const po_code_def_t *d = &cd->def;
+        const po_targets_t *t = &d->targets;
+        size_t i;
+
+        po_wire_str(w, d->code, strnlen(d->code, sizeof(d->code)));
+        po_wire_enum(w, (int)d->status, 3);
+        po_wire_enum(w, (int)d->type, 2);
+        po_wire_long(w, d->value);
+        po_wire_opt_cstr(w, d->currency[0] ? d->currency : NULL);
+        if (strnlen(d->currency, sizeof(d->currency)) == sizeof(d->currency) ||
+            strnlen(d->code, sizeof(d->code)) == sizeof(d->code))
+                w->fallback = 1;
+        po_wire_opt_long(w, d->min_spend.present, d->min_spend.value);
+        po_wire_opt_long(w, d->max_spend.present, d->max_spend.value);
+        po_wire_opt_long(w, d->max_discount.present, d->max_discount.value);
+        wire_opt_instant(w, d->has_starts_at, d->starts_at);
+        wire_opt_instant(w, d->has_expires_at, d->expires_at);
+        po_wire_opt_long(w, d->usage_limit.present, d->usage_limit.value);
+        po_wire_opt_long(w, d->per_customer_limit.present, d->per_customer_limit.value);
+        wire_opt_list(w, &d->tiers);
+        po_wire_long(w, d->tier_value_count > 0);
+        if (d->tier_value_count) {
+                if (tiers_repeat(d))
+                        w->fallback = 1;
+                po_wire_long(w, (int64_t)d->tier_value_count);
+                for (i = 0; i < d->tier_value_count; i++) {
+                        wire_pstr(w, d->tier_values[i].tier);
+                        po_wire_long(w, d->tier_values[i].value);
+                }
+                po_wire_long(w, 0);
+        }
+        wire_opt_list(w, &d->channels);
+        po_wire_long(w, d->has_customer_id != 0);
+        if (d->has_customer_id)
+                wire_pstr(w, d->customer_id);
+        po_wire_long(w, targets_present(t));
+        if (targets_present(t)) {
+                wire_opt_list(w, &t->skus);
+                wire_opt_list(w, &t->categories);
+                wire_opt_list(w, &t->exclude_skus);
+                wire_opt_list(w, &t->exclude_categories);
+                po_wire_opt_long(w, t->low_stock_max.present, t->low_stock_max.value);
+                po_wire_opt_long(w, t->max_margin_bp.present, t->max_margin_bp.value);
+        }
+        po_wire_bool(w, d->combinable);
+        po_wire_long(w, d->priority);
+        po_wire_long(w, cd->version);
+        po_wire_long(w, cd->updated_at);
+}
+
+static void wire_codedef_cb(po_wire_t *w, const void *what)
+{
+        wire_codedef(w, what);
+}
+
+/* As fill_validated. */
+static void wire_validated(po_wire_t *w, const void *what)
+{
+        const po_validated_t *val = what;
+        size_t i;
+
+        po_order_wire(w, &val->order);
+        po_wire_enum(w, (int)val->stacking, 2);
+        po_wire_enum(w, (int)val->rounding, 2);
+        if (val->line_stock_count)
+                po_wire_long(w, (int64_t)val->line_stock_count);
+        for (i = 0; i < val->line_stock_count; i++) {
+                po_wire_cstr(w, val->line_stock[i].line_id);
+                po_wire_opt_long(w, val->line_stock[i].has_stock,
+                                 val->line_stock[i].stock);
+        }
+        po_wire_long(w, 0);
+        if (val->decision_count)
+                po_wire_long(w, (int64_t)val->decision_count);
+        for (i = 0; i < val->decision_count; i++) {
+                const po_decision_t *d = &val->decisions[i];
+
+                po_wire_cstr(w, d->requested);
+                po_wire_cstr(w, d->code);
+                po_wire_long(w, d->applied ? 0 : 1);
+                po_wire_opt_cstr(w, d->reason);
+                po_wire_long(w, d->has_definition != 0);
+                if (d->has_definition)
+                        wire_codedef(w, &d->definition);
+                po_wire_opt_long(w, d->has_fingerprint, d->fingerprint);
+                po_wire_opt_long(w, d->has_usage, d->usage_total);
+                po_wire_opt_long(w, d->has_usage, d->usage_customer);
+                po_wire_opt_cstr(w, d->tier);
+                po_wire_opt_cstr(w, d->reservation_id);
+        }
+        po_wire_long(w, 0);
+        po_wire_long(w, val->validated_at);
+}
+
+/* Checks what with chk and appends its encoding as schema name to out:
+ * with the direct writer wire when there is one (for the layout layout) and
+ * it can, otherwise with a value built by fill. */
+typedef int (*chk_fn)(msg_t *m, const void *what);
 typedef int (*fill_fn)(msg_t *m, scratch_t *sc, avro_value_t *v, const void *what);
 
-static po_err_t encode(po_avro_t *avro, const char *name, fill_fn fill, const void *what,
-                       msg_t *m, po_dynbuf_t *out)
+static po_err_t encode(po_avro_t *avro, const char *name, chk_fn chk, fill_fn fill,
+                       po_wire_fn wire, uint64_t layout, const void *what,
+                       po_dynbuf_t *out, char *errstr, size_t errstr_size)
 {
+        msg_t msg, *m = &msg;
         scratch_t sc;
         avro_value_t v;
         po_err_t err;
 
-        if (!avro || !out)
+        msg_init(m, NULL, PO_ERR_INVALID_ARG, errstr, errstr_size);
+        if (!avro || !out || !what)
                 return PO_ERR_INVALID_ARG;
+        if (chk(m, what))
+                return m->err;
+        if (wire && po_avro_wire_encode(avro, name, layout, wire, what, out, &err))
+                return err;
         err = po_avro_value_new(avro, name, 0, &v);
         if (err) {
                 fail(m, err, "cannot create a %s value", name);
@@ -853,6 +1015,11 @@ static po_err_t encode(po_avro_t *avro, const char *name, fill_fn fill, const vo
         return err;
 }
 
+static int chk_codedef_cb(msg_t *m, const void *what)
+{
+        return chk_codedef(m, "", what);
+}
+
 static int fill_codedef_cb(msg_t *m, scratch_t *sc, avro_value_t *v, const void *what)
 {
         return fill_codedef(m, sc, v, what);
@@ -861,14 +1028,8 @@ static int fill_codedef_cb(msg_t *m, scratch_t *sc, avro_value_t *v, const void 
 po_err_t po_codedef_encode(po_avro_t *avro, const po_codedef_t *cd, po_dynbuf_t *out,
                            char *errstr, size_t errstr_size)
 {
-        msg_t m;
-
-        msg_init(&m, NULL, PO_ERR_INVALID_ARG, errstr, errstr_size);
-        if (!cd)
-                return PO_ERR_INVALID_ARG;
-        if (chk_codedef(&m, "", cd))
-                return m.err;
-        return encode(avro, "CodeDefinition", fill_codedef_cb, cd, &m, out);
+        return encode(avro, "CodeDefinition", chk_codedef_cb, fill_codedef_cb,
+                      wire_codedef_cb, CODEDEF_LAYOUT, cd, out, errstr, errstr_size);
 }
 
 po_err_t po_codedef_fingerprint(po_avro_t *avro, const po_codedef_t *cd, int64_t *fp)
@@ -1146,6 +1307,25 @@ static po_err_t decode(po_avro_t *avro, const char *name, const void *buf, size_
         return m->err;
 }
 
+/* decode into out (out_size bytes, cleared first and again on failure), the
+ * strings in arena. */
+static po_err_t decode_into(po_avro_t *avro, const char *name, const void *buf,
+                            size_t len, read_fn read, po_arena_t *arena, void *out,
+                            size_t out_size, char *errstr, size_t errstr_size)
+{
+        msg_t m;
+        po_err_t err;
+
+        msg_init(&m, arena, PO_ERR_BAD_INPUT, errstr, errstr_size);
+        if (!out)
+                return PO_ERR_INVALID_ARG;
+        memset(out, 0, out_size);
+        err = decode(avro, name, buf, len, read, out, &m);
+        if (err)
+                memset(out, 0, out_size);
+        return err;
+}
+
 static int read_codedef_cb(msg_t *m, avro_value_t *v, void *what)
 {
         return read_codedef(m, v, "", what);
@@ -1155,17 +1335,8 @@ po_err_t po_codedef_decode(po_avro_t *avro, const void *buf, size_t len,
                            po_arena_t *arena, po_codedef_t *out, char *errstr,
                            size_t errstr_size)
 {
-        msg_t m;
-        po_err_t err;
-
-        msg_init(&m, arena, PO_ERR_BAD_INPUT, errstr, errstr_size);
-        if (!out)
-                return PO_ERR_INVALID_ARG;
-        memset(out, 0, sizeof(*out));
-        err = decode(avro, "CodeDefinition", buf, len, read_codedef_cb, out, &m);
-        if (err)
-                memset(out, 0, sizeof(*out));
-        return err;
+        return decode_into(avro, "CodeDefinition", buf, len, read_codedef_cb, arena, out,
+                           sizeof(*out), errstr, errstr_size);
 }
 
 /* ---- ValidatedOrder ---- */
@@ -1266,8 +1437,9 @@ static int chk_decision(msg_t *m, const char *p, const po_decision_t *d,
         return 0;
 }
 
-static int chk_validated(msg_t *m, const po_validated_t *v)
+static int chk_validated(msg_t *m, const void *what)
 {
+        const po_validated_t *v = what;
         char p[64];
         size_t i;
 
@@ -1358,14 +1530,8 @@ static int fill_validated(msg_t *m, scratch_t *sc, avro_value_t *v, const void *
 po_err_t po_validated_encode(po_avro_t *avro, const po_validated_t *v, po_dynbuf_t *out,
                              char *errstr, size_t errstr_size)
 {
-        msg_t m;
-
-        msg_init(&m, NULL, PO_ERR_INVALID_ARG, errstr, errstr_size);
-        if (!v)
-                return PO_ERR_INVALID_ARG;
-        if (chk_validated(&m, v))
-                return m.err;
-        return encode(avro, "ValidatedOrder", fill_validated, v, &m, out);
+        return encode(avro, "ValidatedOrder", chk_validated, fill_validated,
+                      wire_validated, VALIDATED_LAYOUT, v, out, errstr, errstr_size);
 }
 
 static int read_decision(msg_t *m, avro_value_t *e, const char *p, po_decision_t *d)
@@ -1513,8 +1679,9 @@ po_err_t po_validated_decode(po_avro_t *avro, const void *buf, size_t len,
 
 #define MAX_TOTAL (2 * PO_PRICING_MAX_VALUE) /* a total with tax at 100 % */
 
-static int chk_priced(msg_t *m, const po_priced_t *pr)
+static int chk_priced(msg_t *m, const void *what)
 {
+        const po_priced_t *pr = what;
         char p[96], ap[160];
         size_t i, j;
 
@@ -1652,14 +1819,8 @@ static int fill_priced(msg_t *m, scratch_t *sc, avro_value_t *v, const void *wha
 po_err_t po_priced_encode(po_avro_t *avro, const po_priced_t *p, po_dynbuf_t *out,
                           char *errstr, size_t errstr_size)
 {
-        msg_t m;
-
-        msg_init(&m, NULL, PO_ERR_INVALID_ARG, errstr, errstr_size);
-        if (!p)
-                return PO_ERR_INVALID_ARG;
-        if (chk_priced(&m, p))
-                return m.err;
-        return encode(avro, "PricedOrder", fill_priced, p, &m, out);
+        return encode(avro, "PricedOrder", chk_priced, fill_priced, NULL, 0, p, out,
+                      errstr, errstr_size);
 }
 
 /* A 3-letter currency string field into cur. */
@@ -1767,23 +1928,16 @@ static int read_priced(msg_t *m, avro_value_t *v, void *what)
 po_err_t po_priced_decode(po_avro_t *avro, const void *buf, size_t len, po_arena_t *arena,
                           po_priced_t *out, char *errstr, size_t errstr_size)
 {
-        msg_t m;
-        po_err_t err;
-
-        msg_init(&m, arena, PO_ERR_BAD_INPUT, errstr, errstr_size);
-        if (!out)
-                return PO_ERR_INVALID_ARG;
-        memset(out, 0, sizeof(*out));
-        err = decode(avro, "PricedOrder", buf, len, read_priced, out, &m);
-        if (err)
-                memset(out, 0, sizeof(*out));
-        return err;
+        return decode_into(avro, "PricedOrder", buf, len, read_priced, arena, out,
+                           sizeof(*out), errstr, errstr_size);
 }
 
 /* ---- UsageEvent ---- */
 
-static int chk_usage(msg_t *m, const po_usage_event_t *e)
+static int chk_usage(msg_t *m, const void *what)
 {
+        const po_usage_event_t *e = what;
+
         if (chk_str(m, "", "event_id", e->event_id, 1) ||
             chk_str(m, "", "order_id", e->order_id, 1) ||
             chk_str(m, "", "channel", e->channel, 1) ||
@@ -1826,14 +1980,8 @@ static int fill_usage(msg_t *m, scratch_t *sc, avro_value_t *v, const void *what
 po_err_t po_usage_encode(po_avro_t *avro, const po_usage_event_t *e, po_dynbuf_t *out,
                          char *errstr, size_t errstr_size)
 {
-        msg_t m;
-
-        msg_init(&m, NULL, PO_ERR_INVALID_ARG, errstr, errstr_size);
-        if (!e)
-                return PO_ERR_INVALID_ARG;
-        if (chk_usage(&m, e))
-                return m.err;
-        return encode(avro, "UsageEvent", fill_usage, e, &m, out);
+        return encode(avro, "UsageEvent", chk_usage, fill_usage, NULL, 0, e, out, errstr,
+                      errstr_size);
 }
 
 static int read_usage(msg_t *m, avro_value_t *v, void *what)
@@ -1858,15 +2006,6 @@ static int read_usage(msg_t *m, avro_value_t *v, void *what)
 po_err_t po_usage_decode(po_avro_t *avro, const void *buf, size_t len, po_arena_t *arena,
                          po_usage_event_t *out, char *errstr, size_t errstr_size)
 {
-        msg_t m;
-        po_err_t err;
-
-        msg_init(&m, arena, PO_ERR_BAD_INPUT, errstr, errstr_size);
-        if (!out)
-                return PO_ERR_INVALID_ARG;
-        memset(out, 0, sizeof(*out));
-        err = decode(avro, "UsageEvent", buf, len, read_usage, out, &m);
-        if (err)
-                memset(out, 0, sizeof(*out));
-        return err;
+        return decode_into(avro, "UsageEvent", buf, len, read_usage, arena, out,
+                           sizeof(*out), errstr, errstr_size);
 }

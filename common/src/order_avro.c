@@ -95,11 +95,95 @@ int po_order_avro_fill(avro_value_t *v, const po_order_t *o)
         return 0;
 }
 
+/* A string field as set_str writes it: NULL is "". */
+static void wire_str0(po_wire_t *w, const char *s)
+{
+        po_wire_str(w, s ? s : "", s ? strlen(s) : 0);
+}
+
+/* Attribute keys given twice: avro-c's map keeps one entry (the first
+ * place, the last value); the generic path writes that. */
+static int attrs_repeat(const po_order_t *o)
+{
+        size_t i, j;
+
+        if (o->attr_count > 64)
+                return 1; /* not worth the quadratic check: the generic path */
+        for (i = 0; i < o->attr_count; i++)
+                for (j = 0; j < i; j++)
+                        if (strcmp(o->attrs[i].key, o->attrs[j].key) == 0)
+                                return 1;
+        return 0;
+}
+
+void po_order_wire(po_wire_t *w, const po_order_t *o)
+{
+        size_t i;
+
+        wire_str0(w, o->channel);
+        wire_str0(w, o->account);
+        wire_str0(w, o->external_id);
+        wire_str0(w, o->order_id);
+        po_wire_long(w, o->has_customer != 0);
+        if (o->has_customer) {
+                po_wire_opt_cstr(w, o->customer_id);
+                po_wire_opt_cstr(w, o->customer_tier);
+                po_wire_opt_cstr(w, o->customer_email);
+        }
+        po_wire_str(w, o->currency, strnlen(o->currency, sizeof(o->currency)));
+        if (strnlen(o->currency, sizeof(o->currency)) == sizeof(o->currency))
+                w->fallback = 1;
+        po_wire_long(w, o->tax_mode == PO_TAX_INCLUSIVE);
+        if (o->line_count)
+                po_wire_long(w, (int64_t)o->line_count);
+        for (i = 0; i < o->line_count; i++) {
+                const po_order_line_t *l = &o->lines[i];
+
+                wire_str0(w, l->line_id);
+                wire_str0(w, l->sku);
+                wire_str0(w, l->category);
+                po_wire_long(w, l->unit_price);
+                po_wire_long(w, l->quantity);
+                po_wire_long(w, l->tax_rate_ppm);
+                po_wire_opt_long(w, l->has_unit_cost, l->unit_cost);
+        }
+        po_wire_long(w, 0);
+        if (o->code_count)
+                po_wire_long(w, (int64_t)o->code_count);
+        for (i = 0; i < o->code_count; i++)
+                po_wire_cstr(w, o->codes[i]);
+        po_wire_long(w, 0);
+        po_wire_long(w, o->placed_at_us);
+        po_wire_long(w, o->received_at_us);
+        for (i = 0; i < o->attr_count; i++)
+                if (!o->attrs[i].key || !o->attrs[i].value)
+                        w->fallback = 1;
+        if (w->fallback || attrs_repeat(o)) {
+                w->fallback = 1;
+                return;
+        }
+        if (o->attr_count)
+                po_wire_long(w, (int64_t)o->attr_count);
+        for (i = 0; i < o->attr_count; i++) {
+                po_wire_cstr(w, o->attrs[i].key);
+                po_wire_cstr(w, o->attrs[i].value);
+        }
+        po_wire_long(w, 0);
+}
+
+static void order_wire(po_wire_t *w, const void *what)
+{
+        po_order_wire(w, what);
+}
+
 po_err_t po_order_encode(po_avro_t *avro, const po_order_t *o, po_dynbuf_t *out,
                          char *errstr, size_t errstr_size)
 {
         avro_value_t v;
         po_err_t err;
+
+        if (po_avro_wire_encode(avro, "Order", PO_ORDER_LAYOUT, order_wire, o, out, &err))
+                return err;
 
         err = po_avro_value_new(avro, "Order", 0, &v);
         if (err) {

@@ -11,12 +11,15 @@
  * Prints microseconds per message; docs/BENCHMARKS.md records the figures.
  * -n runs each measurement COUNT times instead, for an instruction count
  * that the machine's load does not blur (valgrind --tool=callgrind: the
- * inclusive cost of po_order_encode... divided by its calls). */
+ * inclusive cost of po_order_encode... divided by its calls).
+ * BENCH_GENERIC=1 encodes through avro-c's generic values alone, without
+ * the direct writers (po/avro_wire.h), for a before and after. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "po/avro_wire.h"
 #include "po/channel.h"
 #include "po/messages.h"
 #include "po/order_avro.h"
@@ -173,6 +176,10 @@ int main(int argc, char **argv)
         if (!avro) {
                 fprintf(stderr, "bench-codec: %s\n", err);
                 goto out;
+        }
+        if (getenv("BENCH_GENERIC") && strcmp(getenv("BENCH_GENERIC"), "1") == 0) {
+                po_avro_set_direct(avro, 0);
+                printf("(generic encoders: BENCH_GENERIC=1)\n");
         }
         printf("%-12s %5s %5s %6s %6s", "channel", "lines", "codes", "Order", "Valid.");
         for (k = 0; k < NKINDS; k++)

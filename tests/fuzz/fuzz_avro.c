@@ -10,14 +10,18 @@
  *   4. (whole, and as 2. built it) through the typed decoders of
  *      po_messages: CodeDefinition, ValidatedOrder, PricedOrder, UsageEvent.
  * A message that decodes must re-encode, and the re-encoding must decode to
- * an equal value (for 4., to a struct that encodes to the same bytes).
+ * an equal value (for 4., to a struct that encodes to the same bytes). The
+ * typed encoders with direct writers (Order, CodeDefinition, ValidatedOrder)
+ * must also write the very bytes, or the very error, of the generic path.
  * Built and run by scripts/fuzz. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "po/avro.h"
+#include "po/avro_wire.h"
 #include "po/messages.h"
+#include "po/order_avro.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -66,6 +70,65 @@ static void same_encoding(po_err_t first, po_err_t second, po_dynbuf_t *e1,
         po_dynbuf_release(e2);
 }
 
+/* what, encoded by enc with the direct writers (r1, e1) and with the
+ * generic path alone: the same result and the same bytes. */
+typedef po_err_t (*enc_fn)(po_avro_t *avro, const void *what, po_dynbuf_t *out, char *e,
+                           size_t n);
+
+static void same_as_generic(po_avro_t *avro, enc_fn enc, const void *what, po_err_t r1,
+                            const po_dynbuf_t *e1)
+{
+        char err[256];
+        po_dynbuf_t g;
+        po_err_t r;
+
+        po_dynbuf_init(&g, 64u << 20);
+        po_avro_set_direct(avro, 0);
+        r = enc(avro, what, &g, err, sizeof(err));
+        po_avro_set_direct(avro, 1);
+        if (r != r1 ||
+            (r == PO_OK && (g.len != e1->len || memcmp(g.data, e1->data, g.len) != 0)))
+                abort();
+        po_dynbuf_release(&g);
+}
+
+static po_err_t enc_codedef(po_avro_t *avro, const void *what, po_dynbuf_t *out, char *e,
+                            size_t n)
+{
+        return po_codedef_encode(avro, what, out, e, n);
+}
+
+static po_err_t enc_validated(po_avro_t *avro, const void *what, po_dynbuf_t *out,
+                              char *e, size_t n)
+{
+        return po_validated_encode(avro, what, out, e, n);
+}
+
+static po_err_t enc_order(po_avro_t *avro, const void *what, po_dynbuf_t *out, char *e,
+                          size_t n)
+{
+        return po_order_encode(avro, what, out, e, n);
+}
+
+static void typed_order(po_avro_t *avro, const uint8_t *p, size_t n)
+{
+        char err[256];
+        po_order_t x;
+        po_dynbuf_t e1;
+        po_err_t r1;
+
+        po_order_init(&x, ARENA_LIMIT);
+        po_dynbuf_init(&e1, 64u << 20);
+        if (po_order_decode(avro, p, n, &x, err, sizeof(err)) == PO_OK) {
+                r1 = po_order_encode(avro, &x, &e1, err, sizeof(err));
+                if (r1 != PO_OK)
+                        abort(); /* decoded, so it must encode */
+                same_as_generic(avro, enc_order, &x, r1, &e1);
+        }
+        po_dynbuf_release(&e1);
+        po_order_release(&x);
+}
+
 static void typed_codedef(po_avro_t *avro, const uint8_t *p, size_t n)
 {
         char err[256];
@@ -80,6 +143,7 @@ static void typed_codedef(po_avro_t *avro, const uint8_t *p, size_t n)
         po_dynbuf_init(&e2, 64u << 20);
         if (po_codedef_decode(avro, p, n, &a, &x, err, sizeof(err)) == PO_OK) {
                 r1 = po_codedef_encode(avro, &x, &e1, err, sizeof(err));
+                same_as_generic(avro, enc_codedef, &x, r1, &e1);
                 if (!r1 && po_codedef_decode(avro, e1.data, e1.len, &a, &y, err,
                                              sizeof(err)) == PO_OK)
                         r2 = po_codedef_encode(avro, &y, &e2, err, sizeof(err));
@@ -116,6 +180,7 @@ static void typed_validated(po_avro_t *avro, const uint8_t *p, size_t n)
         po_dynbuf_init(&e2, 64u << 20);
         if (po_validated_decode(avro, p, n, &x, err, sizeof(err)) == PO_OK) {
                 r1 = po_validated_encode(avro, &x, &e1, err, sizeof(err));
+                same_as_generic(avro, enc_validated, &x, r1, &e1);
                 if (!r1 && po_validated_decode(avro, e1.data, e1.len, &y, err,
                                                sizeof(err)) == PO_OK)
                         r2 = po_validated_encode(avro, &y, &e2, err, sizeof(err));
@@ -181,6 +246,7 @@ static void typed_usage(po_avro_t *avro, const uint8_t *p, size_t n)
 
 static void typed(po_avro_t *avro, const uint8_t *p, size_t n)
 {
+        typed_order(avro, p, n);
         typed_codedef(avro, p, n);
         typed_validated(avro, p, n);
         typed_priced(avro, p, n);

@@ -4,7 +4,12 @@
 #define PO_ORDER_AVRO_H
 
 #include "po/avro.h"
+#include "po/avro_wire.h"
 #include "po/order.h"
+
+/* The fingerprint of the Order layout po_order_wire writes (schemas/Order.avsc
+ * as of its version 2). */
+#define PO_ORDER_LAYOUT 0xe6fe66b88970becaULL
 
 /* Appends the encoding of o to out. Returns PO_OK, PO_ERR_INVALID_ARG with a
  * message (a string that is not UTF-8...), PO_ERR_NOMEM. */
@@ -24,6 +29,9 @@ po_err_t po_order_decode(po_avro_t *avro, const void *buf, size_t len, po_order_
  * checking bounds. Both return 0, or -1 with avro-c's message in
  * avro_strerror() (or an arena that is full). */
 int po_order_avro_fill(avro_value_t *v, const po_order_t *o);
+/* The direct writer of the Order record (po/avro_wire.h), for the same
+ * messages: writes o as po_order_avro_fill and avro-c would. */
+void po_order_wire(po_wire_t *w, const po_order_t *o);
 int po_order_avro_read(po_order_t *o, avro_value_t *v);
 
 #endif

@@ -1,0 +1,157 @@
+/* po_avro_wire: writing a record's Avro binary encoding straight from our
+ * own structs, without avro-c's generic values (docs/avro.md, "Direct
+ * writers"). Only writing: every message read still goes through the
+ * validating walk and avro-c (po_avro_decode).
+ *
+ * A direct writer is written for one layout of its schema, named by that
+ * layout's fingerprint; po_avro_wire_encode uses it only while the current
+ * schema has that fingerprint, so a schema that changes falls back to the
+ * generic path until the writer is updated (check_messages fails meanwhile).
+ * A writer that meets what it cannot write exactly as the generic path
+ * would (a string that is not UTF-8 or holds a NUL, an enum out of range, a
+ * map key given twice, a NULL where a string is required) sets fallback:
+ * po_avro_wire_encode then takes back what was written and returns 0, and
+ * the caller encodes through avro-c, which gives the authoritative result
+ * or error. */
+#ifndef PO_AVRO_WIRE_H
+#define PO_AVRO_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "po/avro.h"
+#include "po/dynbuf.h"
+#include "po/utf8.h"
+
+typedef struct po_wire {
+        po_dynbuf_t *out;
+        po_err_t err; /* the buffer failed (it is released, as po_dynbuf does) */
+        int fallback; /* the generic path must write this one */
+} po_wire_t;
+
+typedef void (*po_wire_fn)(po_wire_t *w, const void *what);
+
+/* Appends to out the single-object encoding of what with fn, the writer of
+ * the current schema name for the layout layout_fp. Returns 1 when it did
+ * the work, with *err PO_OK or the buffer's error; 0 when the caller must
+ * use the generic path (out is as it was). */
+int po_avro_wire_encode(po_avro_t *avro, const char *name, uint64_t layout_fp,
+                        po_wire_fn fn, const void *what, po_dynbuf_t *out, po_err_t *err);
+
+/* 0 makes po_avro_wire_encode always answer 0 (tests, benchmarks: the
+ * generic path alone); 1, the default, uses the direct writers. */
+void po_avro_set_direct(po_avro_t *avro, int on);
+
+/* How many messages the direct writers have written with this registry. */
+uint64_t po_avro_direct_writes(const po_avro_t *avro);
+
+static inline unsigned char *po_wire_room(po_wire_t *w, size_t n)
+{
+        po_err_t e;
+
+        if (w->err || w->fallback)
+                return NULL;
+        if (n >= w->out->max - w->out->len) {
+                /* Near out's limit: the generic path measures exactly. */
+                w->fallback = 1;
+                return NULL;
+        }
+        e = po_dynbuf_reserve(w->out, n);
+        if (e) {
+                w->err = e;
+                return NULL;
+        }
+        return (unsigned char *)w->out->data + w->out->len;
+}
+
+/* A long (and an int, an enum index, a block count): zig-zag varint. */
+static inline void po_wire_long(po_wire_t *w, int64_t v)
+{
+        uint64_t z = v < 0 ? ~((uint64_t)v << 1) : (uint64_t)v << 1;
+        unsigned char *p = po_wire_room(w, 10);
+        size_t n = 0;
+
+        if (!p)
+                return;
+        while (z > 0x7f) {
+                p[n++] = (unsigned char)(z | 0x80);
+                z >>= 7;
+        }
+        p[n++] = (unsigned char)z;
+        w->out->len += n;
+        w->out->data[w->out->len] = '\0';
+}
+
+/* s[0..n) as an Avro string: UTF-8 without NUL, or the generic path. */
+static inline void po_wire_str(po_wire_t *w, const char *s, size_t n)
+{
+        unsigned char *p;
+
+        if (n && (!s || po_utf8_bad(s, n))) {
+                w->fallback = 1;
+                return;
+        }
+        po_wire_long(w, (int64_t)n);
+        p = po_wire_room(w, n);
+        if (!p)
+                return;
+        if (n)
+                memcpy(p, s, n);
+        w->out->len += n;
+        w->out->data[w->out->len] = '\0';
+}
+
+/* A required C string (NULL: the generic path). */
+static inline void po_wire_cstr(po_wire_t *w, const char *s)
+{
+        if (!s) {
+                w->fallback = 1;
+                return;
+        }
+        po_wire_str(w, s, strlen(s));
+}
+
+/* ["null", string]: NULL is null. */
+static inline void po_wire_opt_cstr(po_wire_t *w, const char *s)
+{
+        po_wire_long(w, s != NULL);
+        if (s)
+                po_wire_str(w, s, strlen(s));
+}
+
+/* ["null", long]. */
+static inline void po_wire_opt_long(po_wire_t *w, int present, int64_t v)
+{
+        po_wire_long(w, present != 0);
+        if (present)
+                po_wire_long(w, v);
+}
+
+/* An enum of nsymbols symbols. */
+static inline void po_wire_enum(po_wire_t *w, int v, int nsymbols)
+{
+        if (v < 0 || v >= nsymbols) {
+                w->fallback = 1;
+                return;
+        }
+        po_wire_long(w, v);
+}
+
+static inline void po_wire_bool(po_wire_t *w, int v)
+{
+        unsigned char *p;
+
+        if (v != 0 && v != 1) {
+                w->fallback = 1;
+                return;
+        }
+        p = po_wire_room(w, 1);
+        if (!p)
+                return;
+        *p = (unsigned char)v;
+        w->out->len++;
+        w->out->data[w->out->len] = '\0';
+}
+
+#endif
