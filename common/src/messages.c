@@ -832,6 +832,8 @@ static int fill_codedef(msg_t *m, scratch_t *sc, avro_value_t *v, const po_coded
  * written (check_messages fails when a schema changes without them). */
 #define CODEDEF_LAYOUT 0x4c83bd9f0146cd9dULL
 #define VALIDATED_LAYOUT 0x0656d00bb5a0ee75ULL
+#define PRICED_LAYOUT 0xc75c4376c414367fULL
+#define USAGE_LAYOUT 0xe0abad681cae4c24ULL
 
 static void wire_pstr(po_wire_t *w, po_str_t s)
 {
@@ -976,6 +978,91 @@ static void wire_validated(po_wire_t *w, const void *what)
         }
         po_wire_long(w, 0);
         po_wire_long(w, val->validated_at);
+}
+
+/* A char[4] currency as put_str writes it. */
+static void wire_currency(po_wire_t *w, const char cur[4])
+{
+        size_t n = strnlen(cur, 4);
+
+        if (n == 4)
+                w->fallback = 1;
+        po_wire_str(w, cur, n);
+}
+
+/* As fill_priced. */
+static void wire_priced(po_wire_t *w, const void *what)
+{
+        const po_priced_t *pr = what;
+        size_t i, j;
+
+        po_wire_cstr(w, pr->channel);
+        po_wire_cstr(w, pr->account);
+        po_wire_cstr(w, pr->external_id);
+        po_wire_cstr(w, pr->order_id);
+        wire_currency(w, pr->currency);
+        po_wire_long(w, pr->subtotal);
+        po_wire_long(w, pr->discount_total);
+        po_wire_long(w, pr->tax_total);
+        po_wire_long(w, pr->tax_total_before);
+        po_wire_long(w, pr->grand_total);
+        if (pr->line_count)
+                po_wire_long(w, (int64_t)pr->line_count);
+        for (i = 0; i < pr->line_count; i++) {
+                const po_priced_line_t *l = &pr->lines[i];
+
+                po_wire_cstr(w, l->line_id);
+                po_wire_long(w, l->subtotal);
+                po_wire_long(w, l->discount);
+                po_wire_long(w, l->net);
+                po_wire_long(w, l->tax);
+                po_wire_long(w, l->total);
+                po_wire_bool(w, l->available);
+        }
+        po_wire_long(w, 0);
+        if (pr->receipt_count)
+                po_wire_long(w, (int64_t)pr->receipt_count);
+        for (i = 0; i < pr->receipt_count; i++) {
+                const po_priced_receipt_t *r = &pr->receipt[i];
+
+                po_wire_cstr(w, r->code);
+                po_wire_cstr(w, r->description);
+                po_wire_long(w, r->amount);
+                if (r->allocation_count)
+                        po_wire_long(w, (int64_t)r->allocation_count);
+                for (j = 0; j < r->allocation_count; j++) {
+                        po_wire_cstr(w, r->allocations[j].line_id);
+                        po_wire_long(w, r->allocations[j].amount);
+                }
+                po_wire_long(w, 0);
+        }
+        po_wire_long(w, 0);
+        if (pr->rejected_count)
+                po_wire_long(w, (int64_t)pr->rejected_count);
+        for (i = 0; i < pr->rejected_count; i++) {
+                po_wire_cstr(w, pr->rejected[i].code);
+                po_wire_cstr(w, pr->rejected[i].reason);
+        }
+        po_wire_long(w, 0);
+        po_wire_long(w, pr->priced_at);
+}
+
+/* As fill_usage. */
+static void wire_usage(po_wire_t *w, const void *what)
+{
+        const po_usage_event_t *e = what;
+
+        po_wire_cstr(w, e->event_id);
+        po_wire_cstr(w, e->order_id);
+        po_wire_cstr(w, e->channel);
+        po_wire_cstr(w, e->account);
+        po_wire_cstr(w, e->code);
+        po_wire_opt_cstr(w, e->customer_id);
+        po_wire_long(w, e->applied ? 0 : 1);
+        po_wire_opt_cstr(w, e->reason);
+        po_wire_long(w, e->value_applied);
+        wire_currency(w, e->currency);
+        po_wire_long(w, e->occurred_at);
 }
 
 /* Checks what with chk and appends its encoding as schema name to out:
@@ -1819,8 +1906,8 @@ static int fill_priced(msg_t *m, scratch_t *sc, avro_value_t *v, const void *wha
 po_err_t po_priced_encode(po_avro_t *avro, const po_priced_t *p, po_dynbuf_t *out,
                           char *errstr, size_t errstr_size)
 {
-        return encode(avro, "PricedOrder", chk_priced, fill_priced, NULL, 0, p, out,
-                      errstr, errstr_size);
+        return encode(avro, "PricedOrder", chk_priced, fill_priced, wire_priced,
+                      PRICED_LAYOUT, p, out, errstr, errstr_size);
 }
 
 /* A 3-letter currency string field into cur. */
@@ -1980,8 +2067,8 @@ static int fill_usage(msg_t *m, scratch_t *sc, avro_value_t *v, const void *what
 po_err_t po_usage_encode(po_avro_t *avro, const po_usage_event_t *e, po_dynbuf_t *out,
                          char *errstr, size_t errstr_size)
 {
-        return encode(avro, "UsageEvent", chk_usage, fill_usage, NULL, 0, e, out, errstr,
-                      errstr_size);
+        return encode(avro, "UsageEvent", chk_usage, fill_usage, wire_usage, USAGE_LAYOUT,
+                      e, out, errstr, errstr_size);
 }
 
 static int read_usage(msg_t *m, avro_value_t *v, void *what)
