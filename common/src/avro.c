@@ -51,6 +51,7 @@ struct po_avro {
         avro_reader_t reader;   /* reused by every decode; NULL until the first */
         int generic_only;       /* po_avro_set_direct(avro, 0) */
         uint64_t direct_writes; /* messages the direct writers wrote */
+        uint64_t direct_reads;  /* messages the direct readers read */
 };
 
 /* An error message sink; s == NULL makes failures quiet (union matching). */
@@ -2269,6 +2270,39 @@ int po_avro_wire_encode(po_avro_t *avro, const char *name, uint64_t layout_fp,
 uint64_t po_avro_direct_writes(const po_avro_t *avro)
 {
         return avro ? avro->direct_writes : 0;
+}
+
+uint64_t po_avro_direct_reads(const po_avro_t *avro)
+{
+        return avro ? avro->direct_reads : 0;
+}
+
+int po_avro_wire_decode(po_avro_t *avro, const char *name, uint64_t layout_fp,
+                        po_rd_fn fn, const void *buf, size_t len, void *what)
+{
+        entry_t *en = find(avro, name, 0);
+        const unsigned char *p = buf;
+        po_rd_t r;
+        uint64_t fp = 0;
+        int k;
+
+        if (!en || avro->generic_only || en->fingerprint != layout_fp || !p ||
+            len < PO_AVRO_HEADER_SIZE || p[0] != 0xc3 || p[1] != 0x01)
+                return 0;
+        for (k = 0; k < 8; k++)
+                fp |= (uint64_t)p[2 + k] << (8 * k);
+        if (fp != layout_fp)
+                return 0;
+        r.p = p + PO_AVRO_HEADER_SIZE;
+        r.len = len - PO_AVRO_HEADER_SIZE;
+        r.pos = 0;
+        r.items = 0;
+        r.bail = 0;
+        fn(&r, what);
+        if (r.bail || r.pos != r.len)
+                return 0;
+        avro->direct_reads++;
+        return 1;
 }
 
 po_err_t po_avro_encode(po_avro_t *avro, const char *name, avro_value_t *value,

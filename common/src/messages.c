@@ -1065,6 +1065,212 @@ static void wire_usage(po_wire_t *w, const void *what)
         po_wire_long(w, e->occurred_at);
 }
 
+/* ---- direct readers (po/avro_wire.h) ---- */
+
+static void *rd_items(po_rd_t *r, po_arena_t *a, size_t n, size_t size)
+{
+        size_t bytes = (n ? n : 1) * size;
+        void *p = r->bail ? NULL : po_arena_alloc(a, bytes);
+
+        if (!p) {
+                r->bail = 1;
+                return NULL;
+        }
+        memset(p, 0, bytes);
+        return p;
+}
+
+/* A string copied into the arena as read_cstr does. */
+static const char *rd_copy(po_rd_t *r, po_arena_t *a, size_t *len)
+{
+        size_t n;
+        const char *s = po_rd_str(r, &n);
+        char *c = rd_items(r, a, n + 1, 1);
+
+        if (!c)
+                return NULL;
+        memcpy(c, s, n);
+        if (len)
+                *len = n;
+        return c;
+}
+
+static void rd_pstr(po_rd_t *r, po_arena_t *a, po_str_t *out)
+{
+        out->ptr = rd_copy(r, a, &out->len);
+}
+
+static const char *rd_opt_copy(po_rd_t *r, po_arena_t *a)
+{
+        return po_rd_index(r, 2) ? rd_copy(r, a, NULL) : NULL;
+}
+
+static void rd_opt(po_rd_t *r, po_opt_i64_t *out)
+{
+        out->present = po_rd_index(r, 2);
+        out->value = out->present ? po_rd_long(r) : 0;
+}
+
+/* As get_instant: absent reads as the instant 0. */
+static void rd_instant(po_rd_t *r, int *has, po_instant_t *out)
+{
+        int64_t us = 0;
+
+        *has = po_rd_index(r, 2);
+        if (*has) {
+                us = po_rd_long(r);
+                if (us < MIN_US || us > MAX_US)
+                        r->bail = 1;
+        }
+        *out = us_to_instant(us);
+}
+
+/* As get_list. */
+static void rd_list(po_rd_t *r, po_arena_t *a, po_str_list_t *out)
+{
+        po_str_t *items;
+        size_t n, i;
+
+        memset(out, 0, sizeof(*out));
+        out->present = po_rd_index(r, 2);
+        if (!out->present)
+                return;
+        n = po_rd_count(r, MSG_MAX_LIST);
+        items = rd_items(r, a, n, sizeof(*items));
+        for (i = 0; i < n && !r->bail; i++)
+                rd_pstr(r, a, &items[i]);
+        po_rd_end(r, n);
+        out->items = items;
+        out->count = n;
+}
+
+/* As read_codedef (without its checks: the caller runs chk_validated). */
+static void rd_codedef(po_rd_t *r, po_arena_t *a, po_codedef_t *cd)
+{
+        po_code_def_t *d = &cd->def;
+        po_targets_t *t = &d->targets;
+        po_tier_value_t *tvs;
+        const char *s;
+        size_t n, i, j;
+
+        memset(cd, 0, sizeof(*cd));
+        s = po_rd_str(r, &n);
+        if (r->bail || n > PO_PRICING_CODE_MAX) {
+                r->bail = 1;
+                return;
+        }
+        memcpy(d->code, s, n);
+        d->code[n] = '\0';
+        d->code_len = n;
+        d->status = (po_code_status_t)po_rd_index(r, 3);
+        d->type = (po_code_type_t)po_rd_index(r, 2);
+        d->value = po_rd_long(r);
+        if (po_rd_index(r, 2)) {
+                s = po_rd_str(r, &n);
+                if (r->bail || n != 3) {
+                        r->bail = 1;
+                        return;
+                }
+                memcpy(d->currency, s, 3);
+                d->currency[3] = '\0';
+        }
+        rd_opt(r, &d->min_spend);
+        rd_opt(r, &d->max_spend);
+        rd_opt(r, &d->max_discount);
+        rd_instant(r, &d->has_starts_at, &d->starts_at);
+        rd_instant(r, &d->has_expires_at, &d->expires_at);
+        rd_opt(r, &d->usage_limit);
+        rd_opt(r, &d->per_customer_limit);
+        rd_list(r, a, &d->tiers);
+        if (po_rd_index(r, 2)) {
+                /* Keys given twice are one entry for avro-c: checked pairwise,
+                 * so only for a few (a larger map takes the generic path). */
+                n = po_rd_count(r, 64);
+                tvs = rd_items(r, a, n, sizeof(*tvs));
+                for (i = 0; i < n && !r->bail; i++) {
+                        rd_pstr(r, a, &tvs[i].tier);
+                        tvs[i].value = po_rd_long(r);
+                        for (j = 0; j < i && !r->bail; j++)
+                                if (tvs[j].tier.len == tvs[i].tier.len &&
+                                    memcmp(tvs[j].tier.ptr, tvs[i].tier.ptr,
+                                           tvs[i].tier.len) == 0)
+                                        r->bail = 1;
+                }
+                po_rd_end(r, n);
+                d->tier_values = tvs;
+                d->tier_value_count = n;
+        }
+        rd_list(r, a, &d->channels);
+        d->has_customer_id = po_rd_index(r, 2);
+        if (d->has_customer_id)
+                rd_pstr(r, a, &d->customer_id);
+        if (po_rd_index(r, 2)) {
+                rd_list(r, a, &t->skus);
+                rd_list(r, a, &t->categories);
+                rd_list(r, a, &t->exclude_skus);
+                rd_list(r, a, &t->exclude_categories);
+                rd_opt(r, &t->low_stock_max);
+                rd_opt(r, &t->max_margin_bp);
+        }
+        d->combinable = po_rd_bool(r);
+        d->priority = po_rd_long(r);
+        cd->version = po_rd_long(r);
+        cd->updated_at = po_rd_long(r);
+}
+
+/* As read_validated, without its checks (po_validated_decode runs them). */
+static void rd_validated(po_rd_t *r, void *what)
+{
+        po_validated_t *val = what;
+        po_arena_t *a = &val->order.arena;
+        size_t n, i;
+
+        po_order_wire_read(r, &val->order, PO_PRICING_MAX_LINES, PO_PRICING_MAX_CODES,
+                           MSG_MAX_LIST);
+        if (!r->bail && val->order.line_count == 0)
+                r->bail = 1;
+        val->stacking = (po_stacking_t)po_rd_index(r, 2);
+        val->rounding = (po_rounding_t)po_rd_index(r, 2);
+        n = po_rd_count(r, PO_PRICING_MAX_LINES);
+        val->line_stock = rd_items(r, a, n, sizeof(*val->line_stock));
+        for (i = 0; i < n && !r->bail; i++) {
+                po_line_stock_t *s = &val->line_stock[i];
+
+                s->line_id = rd_copy(r, a, NULL);
+                s->has_stock = po_rd_index(r, 2);
+                s->stock = s->has_stock ? po_rd_long(r) : 0;
+        }
+        po_rd_end(r, n);
+        val->line_stock_count = n;
+        n = po_rd_count(r, PO_PRICING_MAX_CODES);
+        val->decisions = rd_items(r, a, n, sizeof(*val->decisions));
+        for (i = 0; i < n && !r->bail; i++) {
+                po_decision_t *d = &val->decisions[i];
+                int has_cust;
+
+                d->requested = rd_copy(r, a, NULL);
+                d->code = rd_copy(r, a, NULL);
+                d->applied = po_rd_index(r, 2) == 0;
+                d->reason = rd_opt_copy(r, a);
+                d->has_definition = po_rd_index(r, 2);
+                if (d->has_definition)
+                        rd_codedef(r, a, &d->definition);
+                d->has_fingerprint = po_rd_index(r, 2);
+                d->fingerprint = d->has_fingerprint ? po_rd_long(r) : 0;
+                d->has_usage = po_rd_index(r, 2);
+                d->usage_total = d->has_usage ? po_rd_long(r) : 0;
+                has_cust = po_rd_index(r, 2);
+                d->usage_customer = has_cust ? po_rd_long(r) : 0;
+                if (has_cust != d->has_usage)
+                        r->bail = 1;
+                d->tier = rd_opt_copy(r, a);
+                d->reservation_id = rd_opt_copy(r, a);
+        }
+        po_rd_end(r, n);
+        val->decision_count = n;
+        val->validated_at = po_rd_long(r);
+}
+
 /* Checks what with chk and appends its encoding as schema name to out:
  * with the direct writer wire when there is one (for the layout layout) and
  * it can, otherwise with a value built by fill. */
@@ -1752,6 +1958,19 @@ po_err_t po_validated_decode(po_avro_t *avro, const void *buf, size_t len,
         arena = v->order.arena;
         memset(v, 0, sizeof(*v));
         v->order.arena = arena;
+        /* Directly when the message has today's layout and passes the
+         * checks; otherwise (anything else, any doubt) the generic path. */
+        if (po_avro_wire_decode(avro, "ValidatedOrder", VALIDATED_LAYOUT, rd_validated,
+                                buf, len, v)) {
+                char quiet[8];
+
+                msg_init(&m, &v->order.arena, PO_ERR_BAD_INPUT, quiet, sizeof(quiet));
+                if (chk_order(&m, "order.", &v->order) == 0 && chk_validated(&m, v) == 0)
+                        return PO_OK;
+                arena = v->order.arena;
+                memset(v, 0, sizeof(*v));
+                v->order.arena = arena;
+        }
         msg_init(&m, &v->order.arena, PO_ERR_BAD_INPUT, errstr, errstr_size);
         err = decode(avro, "ValidatedOrder", buf, len, read_validated, v, &m);
         if (err) {

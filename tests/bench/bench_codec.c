@@ -12,8 +12,9 @@
  * -n runs each measurement COUNT times instead, for an instruction count
  * that the machine's load does not blur (valgrind --tool=callgrind: the
  * inclusive cost of po_order_encode... divided by its calls).
- * BENCH_GENERIC=1 encodes through avro-c's generic values alone, without
- * the direct writers (po/avro_wire.h), for a before and after. */
+ * BENCH_GENERIC=1 encodes and decodes through avro-c's generic values alone,
+ * without the direct writers and readers (po/avro_wire.h), for a before and
+ * after. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,7 +180,7 @@ int main(int argc, char **argv)
         }
         if (getenv("BENCH_GENERIC") && strcmp(getenv("BENCH_GENERIC"), "1") == 0) {
                 po_avro_set_direct(avro, 0);
-                printf("(generic encoders: BENCH_GENERIC=1)\n");
+                printf("(generic path only: BENCH_GENERIC=1)\n");
         }
         printf("%-12s %5s %5s %6s %6s", "channel", "lines", "codes", "Order", "Valid.");
         for (k = 0; k < NKINDS; k++)

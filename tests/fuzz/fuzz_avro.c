@@ -121,23 +121,62 @@ static po_err_t enc_usage(po_avro_t *avro, const void *what, po_dynbuf_t *out, c
         return po_usage_encode(avro, what, out, e, n);
 }
 
+/* p[0..n) was read by a direct reader into x (encoded in e1 by enc): the
+ * generic path reads it too (into y, with decode), to the same encoding. */
+typedef po_err_t (*dec_fn)(po_avro_t *avro, const uint8_t *p, size_t n, void *out);
+
+static void read_as_generic(po_avro_t *avro, dec_fn decode, enc_fn enc, const uint8_t *p,
+                            size_t n, void *y, const po_dynbuf_t *e1)
+{
+        char err[256];
+        po_dynbuf_t e2;
+
+        po_dynbuf_init(&e2, 64u << 20);
+        po_avro_set_direct(avro, 0);
+        if (decode(avro, p, n, y) != PO_OK ||
+            enc(avro, y, &e2, err, sizeof(err)) != PO_OK || e2.len != e1->len ||
+            memcmp(e2.data, e1->data, e1->len) != 0)
+                abort();
+        po_avro_set_direct(avro, 1);
+        po_dynbuf_release(&e2);
+}
+
+static po_err_t dec_order(po_avro_t *avro, const uint8_t *p, size_t n, void *out)
+{
+        char err[256];
+
+        return po_order_decode(avro, p, n, out, err, sizeof(err));
+}
+
+static po_err_t dec_validated(po_avro_t *avro, const uint8_t *p, size_t n, void *out)
+{
+        char err[256];
+
+        return po_validated_decode(avro, p, n, out, err, sizeof(err));
+}
+
 static void typed_order(po_avro_t *avro, const uint8_t *p, size_t n)
 {
         char err[256];
-        po_order_t x;
+        po_order_t x, y;
         po_dynbuf_t e1;
         po_err_t r1;
+        uint64_t reads = po_avro_direct_reads(avro);
 
         po_order_init(&x, ARENA_LIMIT);
+        po_order_init(&y, ARENA_LIMIT);
         po_dynbuf_init(&e1, 64u << 20);
         if (po_order_decode(avro, p, n, &x, err, sizeof(err)) == PO_OK) {
                 r1 = po_order_encode(avro, &x, &e1, err, sizeof(err));
                 if (r1 != PO_OK)
                         abort(); /* decoded, so it must encode */
                 same_as_generic(avro, enc_order, &x, r1, &e1);
+                if (po_avro_direct_reads(avro) != reads)
+                        read_as_generic(avro, dec_order, enc_order, p, n, &y, &e1);
         }
         po_dynbuf_release(&e1);
         po_order_release(&x);
+        po_order_release(&y);
 }
 
 static void typed_codedef(po_avro_t *avro, const uint8_t *p, size_t n)
@@ -180,6 +219,7 @@ static void typed_codedef(po_avro_t *avro, const uint8_t *p, size_t n)
 
 static void typed_validated(po_avro_t *avro, const uint8_t *p, size_t n)
 {
+        uint64_t reads = po_avro_direct_reads(avro);
         char err[256];
         po_validated_t x, y;
         po_dynbuf_t e1, e2;
@@ -192,6 +232,11 @@ static void typed_validated(po_avro_t *avro, const uint8_t *p, size_t n)
         if (po_validated_decode(avro, p, n, &x, err, sizeof(err)) == PO_OK) {
                 r1 = po_validated_encode(avro, &x, &e1, err, sizeof(err));
                 same_as_generic(avro, enc_validated, &x, r1, &e1);
+                if (r1 != PO_OK)
+                        abort(); /* decoded, so it must encode */
+                if (po_avro_direct_reads(avro) != reads)
+                        read_as_generic(avro, dec_validated, enc_validated, p, n, &y,
+                                        &e1);
                 if (!r1 && po_validated_decode(avro, e1.data, e1.len, &y, err,
                                                sizeof(err)) == PO_OK)
                         r2 = po_validated_encode(avro, &y, &e2, err, sizeof(err));

@@ -1674,6 +1674,39 @@ static po_err_t enc_usage(const void *what, po_dynbuf_t *out, char *e, size_t n)
         return po_usage_encode(reg, what, out, e, n);
 }
 
+/* Decodes the message b as a ValidatedOrder (or an Order when order) with
+ * the direct reader and with the generic path alone: both succeed, with
+ * equal results. Returns 1 when the direct reader read it. */
+static int read_both_ways(const po_dynbuf_t *b, int order)
+{
+        po_validated_t x, y;
+        uint64_t before = po_avro_direct_reads(reg);
+        int direct, pass;
+
+        for (pass = 0; pass < 2; pass++) {
+                po_validated_t *v = pass ? &y : &x;
+                po_err_t e;
+
+                memset(v, 0, sizeof(*v));
+                po_order_init(&v->order, ARENA_LIMIT);
+                po_avro_set_direct(reg, !pass);
+                e = order
+                        ? po_order_decode(reg, b->data, b->len, &v->order, err,
+                                          sizeof(err))
+                        : po_validated_decode(reg, b->data, b->len, v, err, sizeof(err));
+                po_avro_set_direct(reg, 1);
+                ck_assert_msg(e == PO_OK, "%s", err);
+        }
+        direct = po_avro_direct_reads(reg) != before;
+        if (order)
+                assert_order_eq(&x.order, &y.order);
+        else
+                assert_validated_eq(&x, &y);
+        po_order_release(&x.order);
+        po_order_release(&y.order);
+        return direct;
+}
+
 /* Encodes what with enc twice, after a byte already in the buffer: with the
  * direct writers and with the generic path alone. The same result, and the
  * same bytes or the same error. Returns 1 when the direct writer wrote it. */
@@ -1697,13 +1730,22 @@ static int same_both_ways(enc_fn enc, const void *what, size_t max, const char *
         ck_assert_uint_eq(po_avro_direct_writes(reg), before + (uint64_t)direct);
         ck_assert_msg(rd == rg, "%s: direct %d (%s), generic %d (%s)", label, rd, ed, rg,
                       eg);
-        if (rd == PO_OK)
+        if (rd == PO_OK) {
                 ck_assert_msg(d.len == g.len && memcmp(d.data, g.data, d.len) == 0 &&
                                   d.data[d.len] == '\0',
                               "%s: the direct writer's %zu bytes differ from the generic "
                               "path's %zu",
                               label, d.len, g.len);
-        else
+                if (enc == enc_order || enc == enc_validated) {
+                        po_dynbuf_t m;
+
+                        po_dynbuf_init(&m, max);
+                        po_dynbuf_add(&m, d.data + 1, d.len - 1);
+                        ck_assert_msg(read_both_ways(&m, enc == enc_order),
+                                      "%s: not read directly", label);
+                        po_dynbuf_release(&m);
+                }
+        } else
                 ck_assert_msg(strcmp(ed, eg) == 0, "%s: '%s' against '%s'", label, ed,
                               eg);
         po_dynbuf_release(&d);

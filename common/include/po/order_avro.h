@@ -32,6 +32,12 @@ int po_order_avro_fill(avro_value_t *v, const po_order_t *o);
 /* The direct writer of the Order record (po/avro_wire.h), for the same
  * messages: writes o as po_order_avro_fill and avro-c would. */
 void po_order_wire(po_wire_t *w, const po_order_t *o);
+/* The direct reader of the Order record: reads it into o as
+ * po_order_avro_read would, with at most max_lines lines, max_codes codes
+ * and max_attrs attributes (more: r->bail, as on anything else it does not
+ * take exactly as the generic path would). */
+void po_order_wire_read(po_rd_t *r, po_order_t *o, size_t max_lines, size_t max_codes,
+                        size_t max_attrs);
 int po_order_avro_read(po_order_t *o, avro_value_t *v);
 
 #endif
