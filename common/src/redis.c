@@ -12,15 +12,3 @@ po_err_t po_redis_fail(redisContext *rc, redisReply *r, char *errstr, size_t err
                 freeReplyObject(r);
         return PO_ERR_DEPENDENCY;
 }
-
-void po_redis_drain(redisContext *rc, size_t n)
-{
-        while (n) {
-                redisReply *r = NULL;
-
-                if (redisGetReply(rc, (void **)&r) != REDIS_OK)
-                        break;
-                freeReplyObject(r);
-                n--;
-        }
-}

@@ -307,6 +307,6 @@ void po_refbatch_fill(po_refbatch_t *b, redisContext *rc, PGconn *pg,
                 PQclear(res);
         }
         /* Cache fills are best effort: the answers stand either way. */
-        po_redis_drain(rc, pending);
+        po_refdata_drain_puts(rc, pending);
         po_dynbuf_release(&arr);
 }

@@ -26,11 +26,32 @@ static const char del_lua[] =
     "if v and tonumber(v) > tonumber(ARGV[1]) then return 0 end\n"
     "return redis.call('DEL', KEYS[1])\n";
 
+/* The scripts go by their SHA1 (EVALSHA): the digests of the texts above,
+ * which check_refdata checks against Redis's. A Redis without them (after
+ * a restart or a SCRIPT FLUSH) answers NOSCRIPT: a call then loads the
+ * script and is made again; a pipelined cache fill that met it is lost, as
+ * a fill may be, and loads the script for the next ones. */
+#define PUT_SHA "dae9ab4f645b4a6df74fa093ab560533a6873e4a"
+#define DEL_SHA "3885817a17f6d6c0ceaaf3ca0a3ce6bbb9da1aa7"
+
+static int is_noscript(const redisReply *r)
+{
+        return r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
+}
+
+static void load_script(redisContext *rc, const char *script)
+{
+        redisReply *r = redisCommand(rc, "SCRIPT LOAD %s", script);
+
+        if (r)
+                freeReplyObject(r);
+}
+
 static void append_put(redisContext *rc, const char *key, int64_t version,
                        const char *data, size_t len, int ttl_s)
 {
         char v[24], t[16];
-        const char *argv[7] = {"EVAL", put_lua, "1", key, v, data, t};
+        const char *argv[7] = {"EVALSHA", PUT_SHA, "1", key, v, data, t};
         size_t lens[7];
         int i;
 
@@ -53,13 +74,40 @@ po_err_t po_refdata_put(redisContext *rc, const char *key, int64_t version,
                         size_t errstr_size)
 {
         redisReply *r = NULL;
+        int pass;
 
-        append_put(rc, key, version, data, len, ttl_s);
-        if (redisGetReply(rc, (void **)&r) != REDIS_OK || !r ||
-            r->type != REDIS_REPLY_INTEGER)
+        for (pass = 0; pass < 2; pass++) {
+                append_put(rc, key, version, data, len, ttl_s);
+                if (redisGetReply(rc, (void **)&r) != REDIS_OK || !r)
+                        return po_redis_fail(rc, r, errstr, errstr_size);
+                if (pass == 0 && is_noscript(r)) {
+                        freeReplyObject(r);
+                        load_script(rc, put_lua);
+                        continue;
+                }
+                break;
+        }
+        if (r->type != REDIS_REPLY_INTEGER)
                 return po_redis_fail(rc, r, errstr, errstr_size);
         freeReplyObject(r);
         return PO_OK;
+}
+
+void po_refdata_drain_puts(redisContext *rc, size_t n)
+{
+        int noscript = 0;
+
+        while (n) {
+                redisReply *r = NULL;
+
+                if (redisGetReply(rc, (void **)&r) != REDIS_OK)
+                        return; /* the connection is broken: the caller reconnects */
+                noscript |= is_noscript(r);
+                freeReplyObject(r);
+                n--;
+        }
+        if (noscript)
+                load_script(rc, put_lua);
 }
 
 po_err_t po_refdata_put_many(redisContext *rc, const char *const *keys,
@@ -69,22 +117,36 @@ po_err_t po_refdata_put_many(redisContext *rc, const char *const *keys,
 {
         po_err_t err = PO_OK;
         size_t i;
+        int pass, noscript = 0;
 
-        for (i = 0; i < n; i++)
-                append_put(rc, keys[i], versions[i], data[i], lens[i], 0);
-        for (i = 0; i < n; i++) {
-                redisReply *r = NULL;
+        for (pass = 0; pass < 2; pass++) {
+                for (i = 0; i < n; i++)
+                        append_put(rc, keys[i], versions[i], data[i], lens[i], 0);
+                for (i = 0; i < n; i++) {
+                        redisReply *r = NULL;
 
-                if (redisGetReply(rc, (void **)&r) != REDIS_OK)
-                        return po_redis_fail(rc, NULL, errstr, errstr_size);
-                if (!r || r->type != REDIS_REPLY_INTEGER) {
-                        if (!err)
-                                err = po_redis_fail(rc, r, errstr, errstr_size);
-                        else if (r)
+                        if (redisGetReply(rc, (void **)&r) != REDIS_OK)
+                                return po_redis_fail(rc, NULL, errstr, errstr_size);
+                        if (pass == 0 && is_noscript(r)) {
+                                /* Every put is made again once the script is
+                                 * loaded (a put is idempotent). */
+                                noscript = 1;
                                 freeReplyObject(r);
-                        continue;
+                                continue;
+                        }
+                        if (!r || r->type != REDIS_REPLY_INTEGER) {
+                                if (!err)
+                                        err = po_redis_fail(rc, r, errstr, errstr_size);
+                                else if (r)
+                                        freeReplyObject(r);
+                                continue;
+                        }
+                        freeReplyObject(r);
                 }
-                freeReplyObject(r);
+                if (!noscript || err)
+                        break;
+                load_script(rc, put_lua);
+                noscript = 0;
         }
         return err;
 }
@@ -93,8 +155,14 @@ po_err_t po_refdata_del(redisContext *rc, const char *key, int64_t version, char
                         size_t errstr_size)
 {
         redisReply *r =
-            redisCommand(rc, "EVAL %s 1 %s %lld", del_lua, key, (long long)version);
+            redisCommand(rc, "EVALSHA " DEL_SHA " 1 %s %lld", key, (long long)version);
 
+        if (is_noscript(r)) {
+                freeReplyObject(r);
+                load_script(rc, del_lua);
+                r = redisCommand(rc, "EVALSHA " DEL_SHA " 1 %s %lld", key,
+                                 (long long)version);
+        }
         if (!r || r->type != REDIS_REPLY_INTEGER)
                 return po_redis_fail(rc, r, errstr, errstr_size);
         freeReplyObject(r);
@@ -351,7 +419,7 @@ out:
          * queries) still owe their replies: read them, or the next command on
          * this connection would read theirs and every later one be off by
          * one. */
-        po_redis_drain(rc, pending);
+        po_refdata_drain_puts(rc, pending);
         PQclear(res);
         po_dynbuf_release(&arr);
         free(miss);

@@ -94,6 +94,78 @@ START_TEST(failure_after_a_cache_fill_leaves_redis_in_step)
 }
 END_TEST
 
+/* The cache scripts go by SHA1: a Redis that lost them (SCRIPT FLUSH, as
+ * after a restart) gets them loaded again. A put and a delete still take
+ * effect the first time, puts in bulk all take, a pipelined fill that met
+ * NOSCRIPT is lost but the next one takes, and nothing sends a script's
+ * text with EVAL. A wrong digest in refdata.c fails every step here. */
+START_TEST(scripts_by_sha_survive_a_script_flush)
+{
+        char k1[64], k2[64], errstr[256];
+        const char *keys[2] = {k1, k2}, *data[2] = {"a", "b"};
+        int64_t versions[2] = {3, 3};
+        size_t lens[2] = {1, 1};
+        long long evals;
+        redisContext *rc;
+        redisReply *r;
+
+        snprintf(k1, sizeof(k1), "it:refdata:%s:1", run);
+        snprintf(k2, sizeof(k2), "it:refdata:%s:2", run);
+        rc = redisConnect(cfg.redis_host, cfg.redis_port);
+        ck_assert(rc && !rc->err);
+        freeReplyObject(redisCommand(rc, "DEL %s %s", k1, k2));
+        evals = it_redis_calls(rc, "eval");
+
+        it_redis_flush_scripts(rc);
+        ck_assert_msg(po_refdata_put(rc, k1, 5, "x", 1, 0, errstr, sizeof(errstr)) ==
+                          PO_OK,
+                      "%s", errstr);
+        r = redisCommand(rc, "HGET %s d", k1);
+        ck_assert(r && r->type == REDIS_REPLY_STRING);
+        ck_assert_str_eq(r->str, "x");
+        freeReplyObject(r);
+
+        it_redis_flush_scripts(rc);
+        ck_assert_msg(po_refdata_put_many(rc, keys, versions, data, lens, 2, errstr,
+                                          sizeof(errstr)) == PO_OK,
+                      "%s", errstr);
+        r = redisCommand(rc, "HGET %s d", k2);
+        ck_assert(r && r->type == REDIS_REPLY_STRING);
+        ck_assert_str_eq(r->str, "b");
+        freeReplyObject(r);
+        /* k1 is at version 5: the bulk put's version 3 left it alone. */
+        r = redisCommand(rc, "HGET %s d", k1);
+        ck_assert(r && r->type == REDIS_REPLY_STRING);
+        ck_assert_str_eq(r->str, "x");
+        freeReplyObject(r);
+
+        it_redis_flush_scripts(rc);
+        freeReplyObject(redisCommand(rc, "DEL %s", k2));
+        po_refdata_append_put(rc, k2, 1, "lost", 4, 60);
+        po_refdata_drain_puts(rc, 1);
+        r = redisCommand(rc, "EXISTS %s", k2);
+        ck_assert(r && r->type == REDIS_REPLY_INTEGER && r->integer == 0);
+        freeReplyObject(r);
+        po_refdata_append_put(rc, k2, 1, "kept", 4, 60);
+        po_refdata_drain_puts(rc, 1);
+        r = redisCommand(rc, "HGET %s d", k2);
+        ck_assert(r && r->type == REDIS_REPLY_STRING);
+        ck_assert_str_eq(r->str, "kept");
+        freeReplyObject(r);
+
+        it_redis_flush_scripts(rc);
+        ck_assert_msg(po_refdata_del(rc, k1, 9, errstr, sizeof(errstr)) == PO_OK, "%s",
+                      errstr);
+        r = redisCommand(rc, "EXISTS %s", k1);
+        ck_assert(r && r->type == REDIS_REPLY_INTEGER && r->integer == 0);
+        freeReplyObject(r);
+
+        ck_assert_int_eq(it_redis_calls(rc, "eval"), evals);
+        freeReplyObject(redisCommand(rc, "DEL %s %s", k1, k2));
+        redisFree(rc);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("refdata");
@@ -109,6 +181,7 @@ int main(void)
         snprintf(run, sizeof(run), "%ld_%d", (long)time(NULL) % 100000000, (int)getpid());
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, failure_after_a_cache_fill_leaves_redis_in_step);
+        tcase_add_test(tc, scripts_by_sha_survive_a_script_flush);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);

@@ -20,31 +20,6 @@
 static po_config_t cfg;
 static char run[32];
 
-/* calls= of one command in INFO commandstats (0 before its first call). */
-static long long calls(redisContext *rc, const char *cmd)
-{
-        redisReply *r = redisCommand(rc, "INFO commandstats");
-        char key[64];
-        const char *p;
-        long long n = 0;
-
-        ck_assert(r && r->type == REDIS_REPLY_STRING);
-        snprintf(key, sizeof(key), "cmdstat_%s:calls=", cmd);
-        p = strstr(r->str, key);
-        if (p)
-                n = strtoll(p + strlen(key), NULL, 10);
-        freeReplyObject(r);
-        return n;
-}
-
-static void flush_scripts(redisContext *rc)
-{
-        redisReply *r = redisCommand(rc, "SCRIPT FLUSH");
-
-        ck_assert(r && r->type == REDIS_REPLY_STATUS);
-        freeReplyObject(r);
-}
-
 static long long total(redisContext *rc, const char *code)
 {
         redisReply *r = redisCommand(rc, "GET promo:usage:total:%s", code);
@@ -102,23 +77,23 @@ START_TEST(scripts_by_sha_survive_a_script_flush)
 
         /* By SHA1: the one redemption left goes to order1, again to order1
          * (idempotent), not to order2. */
-        before = calls(rc, "evalsha");
+        before = it_redis_calls(rc, "evalsha");
         ck_assert_int_eq(reserve(&usage, rc, order1, cust, code), 1);
         ck_assert_int_eq(reserve(&usage, rc, order1, cust, code), 1);
         ck_assert_int_eq(reserve(&usage, rc, order2, cust, code), 0);
-        ck_assert_int_eq(calls(rc, "evalsha") - before, 3);
+        ck_assert_int_eq(it_redis_calls(rc, "evalsha") - before, 3);
         ck_assert_int_eq(total(rc, code), 1);
 
         /* Redis forgets the scripts: the synchronous calls load them again
          * and answer as before. */
-        flush_scripts(rc);
+        it_redis_flush_scripts(rc);
         ck_assert_int_eq(po_usage_read(&usage, rc, order2, cust, codes, 1, t, u, errstr,
                                        sizeof(errstr)),
                          PO_OK);
         ck_assert_int_eq(t[0], 1);
         ck_assert_int_eq(u[0], 1);
         ck_assert_uint_eq(strlen(usage.read_sha), 40);
-        flush_scripts(rc);
+        it_redis_flush_scripts(rc);
         ck_assert_int_eq(reserve(&usage, rc, order1, cust, code), 1);
         ck_assert_int_eq(reserve(&usage, rc, order2, cust, code), 0);
         ck_assert_int_eq(total(rc, code), 1);
@@ -126,7 +101,7 @@ START_TEST(scripts_by_sha_survive_a_script_flush)
         /* A pipelined call to a Redis without the script is an error reply
          * (its caller falls back to the synchronous call), and the
          * connection stays in step. */
-        flush_scripts(rc);
+        it_redis_flush_scripts(rc);
         ck_assert_int_eq(
             po_usage_reserve_append(&usage, rc, order2, cust, codes, lim, clim, 1), 0);
         ck_assert_int_eq(po_usage_read_append(&usage, rc, order2, cust, codes, 1), 0);

@@ -176,3 +176,27 @@ char *it_slurp(const char *path, size_t *len)
                 *len = (size_t)n;
         return buf;
 }
+
+long long it_redis_calls(redisContext *rc, const char *cmd)
+{
+        redisReply *r = redisCommand(rc, "INFO commandstats");
+        char key[64];
+        const char *p;
+        long long n = 0;
+
+        ck_assert(r && r->type == REDIS_REPLY_STRING);
+        snprintf(key, sizeof(key), "cmdstat_%s:calls=", cmd);
+        p = strstr(r->str, key);
+        if (p)
+                n = strtoll(p + strlen(key), NULL, 10);
+        freeReplyObject(r);
+        return n;
+}
+
+void it_redis_flush_scripts(redisContext *rc)
+{
+        redisReply *r = redisCommand(rc, "SCRIPT FLUSH");
+
+        ck_assert(r && r->type == REDIS_REPLY_STATUS);
+        freeReplyObject(r);
+}

@@ -1,10 +1,11 @@
 /* Helpers shared by the integration suites (tests/integration/check_*.c):
- * time, Kafka clients and topics, loopback HTTP, files. Each fails the
+ * time, Kafka clients and topics, Redis, loopback HTTP, files. Each fails the
  * running Check test (ck_assert) instead of returning an error, except
  * it_http_get, whose "no answer" is what some tests wait for. */
 #ifndef PROMO_IT_H
 #define PROMO_IT_H
 
+#include <hiredis/hiredis.h>
 #include <librdkafka/rdkafka.h>
 #include <stddef.h>
 
@@ -21,6 +22,11 @@ void it_create_topics(const char *brokers, const char *const *names,
                       const int *partitions, size_t n);
 /* Deletes n topics; best effort (cleanup). */
 void it_delete_topics(const char *brokers, const char *const *names, size_t n);
+
+/* calls= of one command in Redis's INFO commandstats (0 before its first
+ * call), and SCRIPT FLUSH (what a restarted Redis has lost). */
+long long it_redis_calls(redisContext *rc, const char *cmd);
+void it_redis_flush_scripts(redisContext *rc);
 
 /* A free TCP port on 127.0.0.1 in 20000..31999, below the ephemeral range
  * (bound, then released). */

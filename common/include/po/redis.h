@@ -13,9 +13,4 @@
  * PO_ERR_DEPENDENCY. */
 po_err_t po_redis_fail(redisContext *rc, redisReply *r, char *errstr, size_t errstr_size);
 
-/* Reads and drops the replies of n pipelined commands whose answers do not
- * matter (best-effort cache fills), so that the next command on rc reads its
- * own reply; stops early on a connection error. */
-void po_redis_drain(redisContext *rc, size_t n);
-
 #endif

@@ -31,9 +31,15 @@ po_err_t po_refdata_put(redisContext *rc, const char *key, int64_t version,
                         size_t errstr_size);
 
 /* po_refdata_put without waiting for the reply: the caller reads it (one
- * integer reply) with redisGetReply, in pipeline order. */
+ * integer reply) with redisGetReply, in pipeline order, or, for fills that
+ * may fail, with po_refdata_drain_puts. */
 void po_refdata_append_put(redisContext *rc, const char *key, int64_t version,
                            const char *data, size_t len, int ttl_s);
+
+/* Reads and drops the replies of n appended puts (best-effort cache fills);
+ * a Redis that had lost the script (NOSCRIPT) gets it loaded again, so the
+ * next fills take. */
+void po_refdata_drain_puts(redisContext *rc, size_t n);
 
 /* po_refdata_put of n entries in one pipelined round trip (a bulk load):
  * keys[i] gets (versions[i], data[i] of lens[i] bytes), never expiring.
