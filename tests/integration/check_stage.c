@@ -216,6 +216,20 @@ static void tally_release(tally_t *t)
         free(t->counts);
 }
 
+/* Each of the n messages "<prefix><i>" was seen exactly once. */
+static void assert_exactly_once(const tally_t *t, int n)
+{
+        int i, missing = 0, doubled = 0;
+
+        for (i = 0; i < n; i++) {
+                missing += t->counts[i] == 0;
+                doubled += t->counts[i] > 1;
+        }
+        ck_assert_msg(missing == 0 && doubled == 0 && t->total == n,
+                      "read_committed saw %d messages: %d missing, %d doubled", t->total,
+                      missing, doubled);
+}
+
 START_TEST(poison_goes_to_dlq_and_partition_flows)
 {
         topics_t t;
@@ -308,7 +322,6 @@ START_TEST(sigkill_mid_stream_loses_and_doubles_nothing)
         topics_t t;
         tally_t out, partial;
         pid_t pid;
-        int i, missing = 0, doubled = 0;
 
         make_topics(&t, "kill", 3);
         produce(t.in, -1, "k%d", 0, N);
@@ -323,13 +336,7 @@ START_TEST(sigkill_mid_stream_loses_and_doubles_nothing)
         tally_init(&out, N);
         /* After the N-th, wait 5 s more: a duplicate would show up now. */
         consume_settle(t.out, "k", &out, N, 120000, 5000);
-        for (i = 0; i < N; i++) {
-                missing += out.counts[i] == 0;
-                doubled += out.counts[i] > 1;
-        }
-        ck_assert_msg(missing == 0 && doubled == 0 && out.total == N,
-                      "read_committed saw %d messages: %d missing, %d doubled", out.total,
-                      missing, doubled);
+        assert_exactly_once(&out, N);
         ck_assert_int_eq(stop_stage(pid, SIGTERM, 20000), 0);
         tally_release(&out);
         tally_release(&partial);
@@ -445,7 +452,6 @@ START_TEST(failed_before_commit_aborts_and_replays)
         topics_t t;
         tally_t out;
         pid_t pid;
-        int i, missing = 0, doubled = 0;
         long long aborted;
 
         stage_port = it_free_port();
@@ -455,13 +461,7 @@ START_TEST(failed_before_commit_aborts_and_replays)
         pid = start_stage(&t, "100,100");
         tally_init(&out, N);
         consume_settle(t.out, "b", &out, N, 120000, 3000);
-        for (i = 0; i < N; i++) {
-                missing += out.counts[i] == 0;
-                doubled += out.counts[i] > 1;
-        }
-        ck_assert_msg(missing == 0 && doubled == 0 && out.total == N,
-                      "read_committed saw %d messages: %d missing, %d doubled", out.total,
-                      missing, doubled);
+        assert_exactly_once(&out, N);
         aborted = metric_sum("promo_transactions_total{service=\"stage-echo\","
                              "result=\"aborted\"}");
         ck_assert_int_eq(aborted, 4);
