@@ -230,9 +230,9 @@ static const char *const miss_sql[] = {
 };
 
 /* Resolves one miss from its row (row < 0: not in PostgreSQL) and appends
- * its cache fill. Returns 1 when a fill was appended. */
-static int resolve(po_refbatch_t *b, po_refentry_t *e, redisContext *rc, PGresult *res,
-                   int row)
+ * its cache fill (*pending counts the replies owed). */
+static void resolve(po_refbatch_t *b, po_refentry_t *e, redisContext *rc, PGresult *res,
+                    int row, size_t *pending)
 {
         char key[400];
         const char *val = row >= 0 ? PQgetvalue(res, row, 1) : "";
@@ -248,13 +248,13 @@ static int resolve(po_refbatch_t *b, po_refentry_t *e, redisContext *rc, PGresul
                 switch (e->kind) {
                 case PO_REF_CODE:
                         if (parse_def(e, val, len, &b->arena))
-                                return 0; /* the order's own fetch reports it */
+                                return; /* the order's own fetch reports it */
                         e->has = 1;
                         break;
                 case PO_REF_CUSTOMER:
                         e->has = 1;
                         if (len > 0 && !(e->tier = po_arena_strndup(&b->arena, val, len)))
-                                return 0;
+                                return;
                         break;
                 case PO_REF_SKU:
                         e->has = 1;
@@ -265,8 +265,7 @@ static int resolve(po_refbatch_t *b, po_refentry_t *e, redisContext *rc, PGresul
         e->resolved = 1;
         e->miss = 0;
         snprintf(key, sizeof(key), "%s%s", prefix[e->kind], e->id);
-        po_refdata_append_put(rc, key, version, val, len, ttl);
-        return 1;
+        po_refdata_append_put(rc, pending, key, version, val, len, ttl);
 }
 
 void po_refbatch_fill(po_refbatch_t *b, redisContext *rc, PGconn *pg,
@@ -301,8 +300,7 @@ void po_refbatch_fill(po_refbatch_t *b, redisContext *rc, PGconn *pg,
                         for (row = 0; row < PQntuples(res); row++)
                                 if (strcmp(PQgetvalue(res, row, 0), e->id) == 0)
                                         break;
-                        pending += (size_t)resolve(b, e, rc, res,
-                                                   row < PQntuples(res) ? row : -1);
+                        resolve(b, e, rc, res, row < PQntuples(res) ? row : -1, &pending);
                 }
                 PQclear(res);
         }

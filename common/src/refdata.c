@@ -27,10 +27,10 @@ static const char del_lua[] =
     "return redis.call('DEL', KEYS[1])\n";
 
 /* The scripts go by their SHA1 (EVALSHA): the digests of the texts above,
- * which check_refdata checks against Redis's. A Redis without them (after
- * a restart or a SCRIPT FLUSH) answers NOSCRIPT: a call then loads the
- * script and is made again; a pipelined cache fill that met it is lost, as
- * a fill may be, and loads the script for the next ones. */
+ * which check_refdata checks against Redis's. A Redis without them (a fresh
+ * one, or after a restart or a SCRIPT FLUSH) answers NOSCRIPT: a call then
+ * loads the script and is made again. Pipelined cache fills are preceded
+ * by a SCRIPT LOAD in the same pipeline, which Redis runs first. */
 #define PUT_SHA "dae9ab4f645b4a6df74fa093ab560533a6873e4a"
 #define DEL_SHA "3885817a17f6d6c0ceaaf3ca0a3ce6bbb9da1aa7"
 
@@ -63,10 +63,15 @@ static void append_put(redisContext *rc, const char *key, int64_t version,
         redisAppendCommandArgv(rc, 7, argv, lens);
 }
 
-void po_refdata_append_put(redisContext *rc, const char *key, int64_t version,
-                           const char *data, size_t len, int ttl_s)
+void po_refdata_append_put(redisContext *rc, size_t *pending, const char *key,
+                           int64_t version, const char *data, size_t len, int ttl_s)
 {
+        if (*pending == 0) {
+                redisAppendCommand(rc, "SCRIPT LOAD %s", put_lua);
+                (*pending)++;
+        }
         append_put(rc, key, version, data, len, ttl_s);
+        (*pending)++;
 }
 
 po_err_t po_refdata_put(redisContext *rc, const char *key, int64_t version,
@@ -321,17 +326,18 @@ po_err_t po_refdata_fetch(redisContext *rc, PGconn *pg, po_arena_t *arena,
                                 continue;
                         snprintf(key, sizeof(key), "promo:code:%s", codes[i]);
                         if (!has_def[i]) {
-                                append_put(rc, key, 0, "", 0, CODE_MISS_TTL_S);
+                                po_refdata_append_put(rc, &pending, key, 0, "", 0,
+                                                      CODE_MISS_TTL_S);
                         } else {
                                 for (row = 0; row < PQntuples(res); row++)
                                         if (strcmp(PQgetvalue(res, row, 0), codes[i]) ==
                                             0)
                                                 break;
-                                append_put(rc, key, atoll(PQgetvalue(res, row, 2)),
-                                           PQgetvalue(res, row, 1),
-                                           (size_t)PQgetlength(res, row, 1), 0);
+                                po_refdata_append_put(
+                                    rc, &pending, key, atoll(PQgetvalue(res, row, 2)),
+                                    PQgetvalue(res, row, 1),
+                                    (size_t)PQgetlength(res, row, 1), 0);
                         }
-                        pending++;
                 }
                 PQclear(res);
                 res = NULL;
@@ -357,13 +363,13 @@ po_err_t po_refdata_fetch(redisContext *rc, PGconn *pg, po_arena_t *arena,
                         if (PQgetlength(res, 0, 0) > 0)
                                 *tier = po_arena_strndup(arena, PQgetvalue(res, 0, 0),
                                                          (size_t)PQgetlength(res, 0, 0));
-                        append_put(rc, key, atoll(PQgetvalue(res, 0, 1)),
-                                   PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0),
-                                   0);
+                        po_refdata_append_put(
+                            rc, &pending, key, atoll(PQgetvalue(res, 0, 1)),
+                            PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), 0);
                 } else {
-                        append_put(rc, key, 0, "", 0, OTHER_MISS_TTL_S);
+                        po_refdata_append_put(rc, &pending, key, 0, "", 0,
+                                              OTHER_MISS_TTL_S);
                 }
-                pending++;
                 PQclear(res);
                 res = NULL;
         }
@@ -401,14 +407,15 @@ po_err_t po_refdata_fetch(redisContext *rc, PGconn *pg, po_arena_t *arena,
                         if (row < PQntuples(res)) {
                                 has_stock[i] = 1;
                                 stock[i] = atoll(PQgetvalue(res, row, 1));
-                                append_put(rc, key, atoll(PQgetvalue(res, row, 2)),
-                                           PQgetvalue(res, row, 1),
-                                           (size_t)PQgetlength(res, row, 1), 0);
+                                po_refdata_append_put(
+                                    rc, &pending, key, atoll(PQgetvalue(res, row, 2)),
+                                    PQgetvalue(res, row, 1),
+                                    (size_t)PQgetlength(res, row, 1), 0);
                         } else {
                                 has_stock[i] = 0;
-                                append_put(rc, key, 0, "", 0, OTHER_MISS_TTL_S);
+                                po_refdata_append_put(rc, &pending, key, 0, "", 0,
+                                                      OTHER_MISS_TTL_S);
                         }
-                        pending++;
                 }
                 PQclear(res);
                 res = NULL;

@@ -405,7 +405,9 @@ typedef struct sink {
         pid_t pid;
 } sink_t;
 
-static void make_sink(sink_t *k, const char *name, int partitions, int port)
+/* The sink's health port is free and below the ephemeral range (a fixed
+ * one there was once taken by an outgoing connection's local port). */
+static void make_sink(sink_t *k, const char *name, int partitions)
 {
         memset(k, 0, sizeof(*k));
         snprintf(k->in, sizeof(k->in), "it.%s.%s.usage", run_id, name);
@@ -423,7 +425,7 @@ static void make_sink(sink_t *k, const char *name, int partitions, int port)
         create_topics(k->topics + 1, 3, 1);
         make_schema(&k->schema, name);
         snprintf(k->dsn, sizeof(k->dsn), "%s", k->schema.dsn);
-        k->port = port;
+        k->port = it_free_port();
 }
 
 static void release_sink(sink_t *k)
@@ -578,7 +580,7 @@ START_TEST(rows_have_the_right_values)
         po_deadletter_t out;
         char err[256];
 
-        make_sink(&k, "values", 2, 58291);
+        make_sink(&k, "values", 2);
         p = it_kafka(cfg.kafka_brokers, RD_KAFKA_PRODUCER, NULL);
         po_dynbuf_init(&buf, 1 << 20);
         /* Usage events on the input: applied with a customer, applied
@@ -777,7 +779,7 @@ START_TEST(replayed_events_stored_and_counted_once)
         ev_buf_t b;
         po_usage_event_t e;
 
-        make_sink(&k, "replay", 3, 58292);
+        make_sink(&k, "replay", 3);
         produce_events(k.in, "r", 0, N);
         /* The same event twice in a row, so within one batch too. */
         p = it_kafka(cfg.kafka_brokers, RD_KAFKA_PRODUCER, NULL);
@@ -822,7 +824,7 @@ START_TEST(refused_row_becomes_a_dead_letter)
         char cmd[2048], sql[400], got[600];
         int i;
 
-        make_sink(&k, "refused", 1, 58295);
+        make_sink(&k, "refused", 1);
         snprintf(cmd, sizeof(cmd), "PROMO_PG_DSN='%s' %s/promo-migrate >/dev/null",
                  k.schema.dsn, getenv("PROMO_BIN_DIR"));
         ck_assert_int_eq(system(cmd), 0);
@@ -1026,7 +1028,7 @@ START_TEST(postgres_outage_loses_and_doubles_nothing)
         int64_t before;
         long long end;
 
-        make_sink(&k, "outage", 3, 58293);
+        make_sink(&k, "outage", 3);
         /* The sink reaches PostgreSQL only through the proxy (a later port=
          * overrides the DSN's). */
         snprintf(k.dsn, sizeof(k.dsn), "%s port=%d", k.schema.dsn, port);
@@ -1090,7 +1092,7 @@ START_TEST(sigkill_then_restart_exact)
         int status;
         int64_t rows;
 
-        make_sink(&k, "kill", 3, 58294);
+        make_sink(&k, "kill", 3);
         produce_events(k.in, "k", 0, N);
         c = pg_in(&k.schema);
         /* The worst moment, on purpose: killed right after its 5th database

@@ -30,15 +30,15 @@ po_err_t po_refdata_put(redisContext *rc, const char *key, int64_t version,
                         const char *data, size_t len, int ttl_s, char *errstr,
                         size_t errstr_size);
 
-/* po_refdata_put without waiting for the reply: the caller reads it (one
- * integer reply) with redisGetReply, in pipeline order, or, for fills that
- * may fail, with po_refdata_drain_puts. */
-void po_refdata_append_put(redisContext *rc, const char *key, int64_t version,
-                           const char *data, size_t len, int ttl_s);
+/* po_refdata_put without waiting for the reply, for best-effort cache
+ * fills: *pending counts the replies the pipeline owes (0 before the first
+ * put, which is preceded by a SCRIPT LOAD of the script, so that a Redis
+ * that never saw it runs it). Read them with po_refdata_drain_puts. */
+void po_refdata_append_put(redisContext *rc, size_t *pending, const char *key,
+                           int64_t version, const char *data, size_t len, int ttl_s);
 
-/* Reads and drops the replies of n appended puts (best-effort cache fills);
- * a Redis that had lost the script (NOSCRIPT) gets it loaded again, so the
- * next fills take. */
+/* Reads and drops the n replies owed by appended puts; a NOSCRIPT among them
+ * (the script flushed between the load and the put) loads it again. */
 void po_refdata_drain_puts(redisContext *rc, size_t n);
 
 /* po_refdata_put of n entries in one pipelined round trip (a bulk load):
