@@ -2277,34 +2277,6 @@ uint64_t po_avro_direct_reads(const po_avro_t *avro)
         return avro ? avro->direct_reads : 0;
 }
 
-int po_avro_wire_decode(po_avro_t *avro, const char *name, uint64_t layout_fp,
-                        po_rd_fn fn, const void *buf, size_t len, void *what)
-{
-        entry_t *en = find(avro, name, 0);
-        const unsigned char *p = buf;
-        po_rd_t r;
-        uint64_t fp = 0;
-        int k;
-
-        if (!en || avro->generic_only || en->fingerprint != layout_fp || !p ||
-            len < PO_AVRO_HEADER_SIZE || p[0] != 0xc3 || p[1] != 0x01)
-                return 0;
-        for (k = 0; k < 8; k++)
-                fp |= (uint64_t)p[2 + k] << (8 * k);
-        if (fp != layout_fp)
-                return 0;
-        r.p = p + PO_AVRO_HEADER_SIZE;
-        r.len = len - PO_AVRO_HEADER_SIZE;
-        r.pos = 0;
-        r.items = 0;
-        r.bail = 0;
-        fn(&r, what);
-        if (r.bail || r.pos != r.len)
-                return 0;
-        avro->direct_reads++;
-        return 1;
-}
-
 po_err_t po_avro_encode(po_avro_t *avro, const char *name, avro_value_t *value,
                         po_dynbuf_t *out, char *errstr, size_t errstr_size)
 {
@@ -2353,6 +2325,26 @@ po_err_t po_avro_peek(po_avro_t *avro, const void *buf, size_t len, const char *
         *name = en->name;
         *version = en->version;
         return PO_OK;
+}
+
+/* Direct readers (po/avro_wire.h): the message's header must name the
+ * current version of name, laid out as layout_fp. */
+int po_avro_wire_decode(po_avro_t *avro, const char *name, uint64_t layout_fp,
+                        po_rd_fn fn, const void *buf, size_t len, void *what)
+{
+        entry_t *en = find(avro, name, 0);
+        po_rd_t r = {0};
+
+        if (!en || avro->generic_only || en->fingerprint != layout_fp || !buf ||
+            peek(avro, buf, len, NULL) != en)
+                return 0;
+        r.p = (const unsigned char *)buf + PO_AVRO_HEADER_SIZE;
+        r.len = len - PO_AVRO_HEADER_SIZE;
+        fn(&r, what);
+        if (r.bail || r.pos != r.len)
+                return 0;
+        avro->direct_reads++;
+        return 1;
 }
 
 /* Reads a validated datum of entry en into a new value of its current
@@ -2473,10 +2465,9 @@ int po_avro_get_field(avro_value_t *rec, const char *name, avro_value_t *out)
         avro_schema_t s = avro_value_get_schema(rec);
         uintptr_t h = (uintptr_t)s * 31u + (uintptr_t)name;
         field_slot_t *slot = &field_cache[(h >> 3) & (FIELD_CACHE_SLOTS - 1)];
+        unsigned gen = atomic_load_explicit(&field_generation, memory_order_relaxed);
         size_t n;
         int idx;
-
-        unsigned gen = atomic_load_explicit(&field_generation, memory_order_relaxed);
 
         if (slot->schema == s && slot->name == name && slot->generation == gen && s &&
             strcmp(slot->name_copy, name) == 0)

@@ -890,14 +890,13 @@ static void wire_codedef(po_wire_t *w, const po_codedef_t *cd)
         const po_targets_t *t = &d->targets;
         size_t i;
 
-        po_wire_str(w, d->code, strnlen(d->code, sizeof(d->code)));
+        po_wire_cstr_in(w, d->code, sizeof(d->code));
         po_wire_enum(w, (int)d->status, 3);
         po_wire_enum(w, (int)d->type, 2);
         po_wire_long(w, d->value);
-        po_wire_opt_cstr(w, d->currency[0] ? d->currency : NULL);
-        if (strnlen(d->currency, sizeof(d->currency)) == sizeof(d->currency) ||
-            strnlen(d->code, sizeof(d->code)) == sizeof(d->code))
-                w->fallback = 1;
+        po_wire_long(w, d->currency[0] != 0);
+        if (d->currency[0])
+                po_wire_cstr_in(w, d->currency, sizeof(d->currency));
         po_wire_opt_long(w, d->min_spend.present, d->min_spend.value);
         po_wire_opt_long(w, d->max_spend.present, d->max_spend.value);
         po_wire_opt_long(w, d->max_discount.present, d->max_discount.value);
@@ -980,16 +979,6 @@ static void wire_validated(po_wire_t *w, const void *what)
         po_wire_long(w, val->validated_at);
 }
 
-/* A char[4] currency as put_str writes it. */
-static void wire_currency(po_wire_t *w, const char cur[4])
-{
-        size_t n = strnlen(cur, 4);
-
-        if (n == 4)
-                w->fallback = 1;
-        po_wire_str(w, cur, n);
-}
-
 /* As fill_priced. */
 static void wire_priced(po_wire_t *w, const void *what)
 {
@@ -1000,7 +989,7 @@ static void wire_priced(po_wire_t *w, const void *what)
         po_wire_cstr(w, pr->account);
         po_wire_cstr(w, pr->external_id);
         po_wire_cstr(w, pr->order_id);
-        wire_currency(w, pr->currency);
+        po_wire_cstr_in(w, pr->currency, sizeof(pr->currency));
         po_wire_long(w, pr->subtotal);
         po_wire_long(w, pr->discount_total);
         po_wire_long(w, pr->tax_total);
@@ -1061,48 +1050,15 @@ static void wire_usage(po_wire_t *w, const void *what)
         po_wire_long(w, e->applied ? 0 : 1);
         po_wire_opt_cstr(w, e->reason);
         po_wire_long(w, e->value_applied);
-        wire_currency(w, e->currency);
+        po_wire_cstr_in(w, e->currency, sizeof(e->currency));
         po_wire_long(w, e->occurred_at);
 }
 
 /* ---- direct readers (po/avro_wire.h) ---- */
 
-static void *rd_items(po_rd_t *r, po_arena_t *a, size_t n, size_t size)
-{
-        size_t bytes = (n ? n : 1) * size;
-        void *p = r->bail ? NULL : po_arena_alloc(a, bytes);
-
-        if (!p) {
-                r->bail = 1;
-                return NULL;
-        }
-        memset(p, 0, bytes);
-        return p;
-}
-
-/* A string copied into the arena as read_cstr does. */
-static const char *rd_copy(po_rd_t *r, po_arena_t *a, size_t *len)
-{
-        size_t n;
-        const char *s = po_rd_str(r, &n);
-        char *c = rd_items(r, a, n + 1, 1);
-
-        if (!c)
-                return NULL;
-        memcpy(c, s, n);
-        if (len)
-                *len = n;
-        return c;
-}
-
 static void rd_pstr(po_rd_t *r, po_arena_t *a, po_str_t *out)
 {
-        out->ptr = rd_copy(r, a, &out->len);
-}
-
-static const char *rd_opt_copy(po_rd_t *r, po_arena_t *a)
-{
-        return po_rd_index(r, 2) ? rd_copy(r, a, NULL) : NULL;
+        out->ptr = po_rd_arena_str(r, a, &out->len);
 }
 
 static void rd_opt(po_rd_t *r, po_opt_i64_t *out)
@@ -1136,7 +1092,7 @@ static void rd_list(po_rd_t *r, po_arena_t *a, po_str_list_t *out)
         if (!out->present)
                 return;
         n = po_rd_count(r, MSG_MAX_LIST);
-        items = rd_items(r, a, n, sizeof(*items));
+        items = po_rd_arena_items(r, a, n, sizeof(*items));
         for (i = 0; i < n && !r->bail; i++)
                 rd_pstr(r, a, &items[i]);
         po_rd_end(r, n);
@@ -1186,7 +1142,7 @@ static void rd_codedef(po_rd_t *r, po_arena_t *a, po_codedef_t *cd)
                 /* Keys given twice are one entry for avro-c: checked pairwise,
                  * so only for a few (a larger map takes the generic path). */
                 n = po_rd_count(r, 64);
-                tvs = rd_items(r, a, n, sizeof(*tvs));
+                tvs = po_rd_arena_items(r, a, n, sizeof(*tvs));
                 for (i = 0; i < n && !r->bail; i++) {
                         rd_pstr(r, a, &tvs[i].tier);
                         tvs[i].value = po_rd_long(r);
@@ -1232,26 +1188,26 @@ static void rd_validated(po_rd_t *r, void *what)
         val->stacking = (po_stacking_t)po_rd_index(r, 2);
         val->rounding = (po_rounding_t)po_rd_index(r, 2);
         n = po_rd_count(r, PO_PRICING_MAX_LINES);
-        val->line_stock = rd_items(r, a, n, sizeof(*val->line_stock));
+        val->line_stock = po_rd_arena_items(r, a, n, sizeof(*val->line_stock));
         for (i = 0; i < n && !r->bail; i++) {
                 po_line_stock_t *s = &val->line_stock[i];
 
-                s->line_id = rd_copy(r, a, NULL);
+                s->line_id = po_rd_arena_str(r, a, NULL);
                 s->has_stock = po_rd_index(r, 2);
                 s->stock = s->has_stock ? po_rd_long(r) : 0;
         }
         po_rd_end(r, n);
         val->line_stock_count = n;
         n = po_rd_count(r, PO_PRICING_MAX_CODES);
-        val->decisions = rd_items(r, a, n, sizeof(*val->decisions));
+        val->decisions = po_rd_arena_items(r, a, n, sizeof(*val->decisions));
         for (i = 0; i < n && !r->bail; i++) {
                 po_decision_t *d = &val->decisions[i];
                 int has_cust;
 
-                d->requested = rd_copy(r, a, NULL);
-                d->code = rd_copy(r, a, NULL);
+                d->requested = po_rd_arena_str(r, a, NULL);
+                d->code = po_rd_arena_str(r, a, NULL);
                 d->applied = po_rd_index(r, 2) == 0;
-                d->reason = rd_opt_copy(r, a);
+                d->reason = po_rd_arena_opt_str(r, a);
                 d->has_definition = po_rd_index(r, 2);
                 if (d->has_definition)
                         rd_codedef(r, a, &d->definition);
@@ -1263,8 +1219,8 @@ static void rd_validated(po_rd_t *r, void *what)
                 d->usage_customer = has_cust ? po_rd_long(r) : 0;
                 if (has_cust != d->has_usage)
                         r->bail = 1;
-                d->tier = rd_opt_copy(r, a);
-                d->reservation_id = rd_opt_copy(r, a);
+                d->tier = po_rd_arena_opt_str(r, a);
+                d->reservation_id = po_rd_arena_opt_str(r, a);
         }
         po_rd_end(r, n);
         val->decision_count = n;

@@ -130,9 +130,7 @@ void po_order_wire(po_wire_t *w, const po_order_t *o)
                 po_wire_opt_cstr(w, o->customer_tier);
                 po_wire_opt_cstr(w, o->customer_email);
         }
-        po_wire_str(w, o->currency, strnlen(o->currency, sizeof(o->currency)));
-        if (strnlen(o->currency, sizeof(o->currency)) == sizeof(o->currency))
-                w->fallback = 1;
+        po_wire_cstr_in(w, o->currency, sizeof(o->currency));
         po_wire_long(w, o->tax_mode == PO_TAX_INCLUSIVE);
         if (o->line_count)
                 po_wire_long(w, (int64_t)o->line_count);
@@ -172,32 +170,36 @@ void po_order_wire(po_wire_t *w, const po_order_t *o)
 }
 
 /* A string copied into the arena, NUL-terminated. */
-static const char *rd_cstr(po_rd_t *r, po_arena_t *a)
+const char *po_rd_arena_str(po_rd_t *r, po_arena_t *a, size_t *len)
 {
         size_t n;
         const char *s = po_rd_str(r, &n);
-        char *c;
+        char *c = po_rd_arena_items(r, a, n + 1, 1);
 
-        if (r->bail)
-                return NULL;
-        c = po_arena_strndup(a, s, n);
         if (!c)
-                r->bail = 1;
+                return NULL;
+        memcpy(c, s, n);
+        if (len)
+                *len = n;
         return c;
 }
 
-static const char *rd_opt_cstr(po_rd_t *r, po_arena_t *a)
+void *po_rd_arena_items(po_rd_t *r, po_arena_t *a, size_t n, size_t size)
 {
-        return po_rd_index(r, 2) ? rd_cstr(r, a) : NULL;
+        size_t bytes = (n ? n : 1) * size;
+        void *p = r->bail ? NULL : po_arena_alloc(a, bytes);
+
+        if (!p) {
+                r->bail = 1;
+                return NULL;
+        }
+        memset(p, 0, bytes);
+        return p;
 }
 
-static void *rd_alloc(po_rd_t *r, po_arena_t *a, size_t n, size_t size)
+const char *po_rd_arena_opt_str(po_rd_t *r, po_arena_t *a)
 {
-        void *p = r->bail ? NULL : po_arena_alloc(a, (n ? n : 1) * size);
-
-        if (!p)
-                r->bail = 1;
-        return p;
+        return po_rd_index(r, 2) ? po_rd_arena_str(r, a, NULL) : NULL;
 }
 
 void po_order_wire_read(po_rd_t *r, po_order_t *o, size_t max_lines, size_t max_codes,
@@ -207,15 +209,15 @@ void po_order_wire_read(po_rd_t *r, po_order_t *o, size_t max_lines, size_t max_
         const char *cur;
         size_t n, i, j;
 
-        o->channel = rd_cstr(r, a);
-        o->account = rd_cstr(r, a);
-        o->external_id = rd_cstr(r, a);
-        o->order_id = rd_cstr(r, a);
+        o->channel = po_rd_arena_str(r, a, NULL);
+        o->account = po_rd_arena_str(r, a, NULL);
+        o->external_id = po_rd_arena_str(r, a, NULL);
+        o->order_id = po_rd_arena_str(r, a, NULL);
         o->has_customer = po_rd_index(r, 2);
         if (o->has_customer) {
-                o->customer_id = rd_opt_cstr(r, a);
-                o->customer_tier = rd_opt_cstr(r, a);
-                o->customer_email = rd_opt_cstr(r, a);
+                o->customer_id = po_rd_arena_opt_str(r, a);
+                o->customer_tier = po_rd_arena_opt_str(r, a);
+                o->customer_email = po_rd_arena_opt_str(r, a);
         }
         cur = po_rd_str(r, &n);
         if (r->bail || n != 3) {
@@ -226,13 +228,13 @@ void po_order_wire_read(po_rd_t *r, po_order_t *o, size_t max_lines, size_t max_
         o->currency[3] = '\0';
         o->tax_mode = po_rd_index(r, 2) == 1 ? PO_TAX_INCLUSIVE : PO_TAX_EXCLUSIVE;
         n = po_rd_count(r, max_lines);
-        o->lines = rd_alloc(r, a, n, sizeof(*o->lines));
+        o->lines = po_rd_arena_items(r, a, n, sizeof(*o->lines));
         for (i = 0; i < n && !r->bail; i++) {
                 po_order_line_t *l = &o->lines[i];
 
-                l->line_id = rd_cstr(r, a);
-                l->sku = rd_cstr(r, a);
-                l->category = rd_cstr(r, a);
+                l->line_id = po_rd_arena_str(r, a, NULL);
+                l->sku = po_rd_arena_str(r, a, NULL);
+                l->category = po_rd_arena_str(r, a, NULL);
                 l->unit_price = po_rd_long(r);
                 l->quantity = po_rd_long(r);
                 l->tax_rate_ppm = po_rd_long(r);
@@ -242,9 +244,9 @@ void po_order_wire_read(po_rd_t *r, po_order_t *o, size_t max_lines, size_t max_
         po_rd_end(r, n);
         o->line_count = n;
         n = po_rd_count(r, max_codes);
-        o->codes = rd_alloc(r, a, n, sizeof(*o->codes));
+        o->codes = po_rd_arena_items(r, a, n, sizeof(*o->codes));
         for (i = 0; i < n && !r->bail; i++)
-                o->codes[i] = rd_cstr(r, a);
+                o->codes[i] = po_rd_arena_str(r, a, NULL);
         po_rd_end(r, n);
         o->code_count = n;
         o->placed_at_us = po_rd_long(r);
@@ -252,10 +254,10 @@ void po_order_wire_read(po_rd_t *r, po_order_t *o, size_t max_lines, size_t max_
         /* Keys given twice are one entry for avro-c: checked pairwise, so
          * only for a few (a larger map takes the generic path). */
         n = po_rd_count(r, max_attrs < 64 ? max_attrs : 64);
-        o->attrs = rd_alloc(r, a, n, sizeof(*o->attrs));
+        o->attrs = po_rd_arena_items(r, a, n, sizeof(*o->attrs));
         for (i = 0; i < n && !r->bail; i++) {
-                o->attrs[i].key = rd_cstr(r, a);
-                o->attrs[i].value = rd_cstr(r, a);
+                o->attrs[i].key = po_rd_arena_str(r, a, NULL);
+                o->attrs[i].value = po_rd_arena_str(r, a, NULL);
                 for (j = 0; j < i && !r->bail; j++)
                         if (strcmp(o->attrs[i].key, o->attrs[j].key) == 0)
                                 r->bail = 1;

@@ -187,11 +187,7 @@ int main(int argc, char **argv)
                 printf(" %13s", kind_names[k]);
         printf("   (bytes; us per message)\n");
         for (i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
-                po_channel_ctx_t ctx = {
-                    .channel = samples[i].channel,
-                    .account = "acct-1",
-                    .received_at_us = 1795532400000000LL,
-                    .profile = po_profiles_lookup(ps, samples[i].channel, "acct-1")};
+                po_channel_ctx_t ctx = sample_ctx(ps, i);
                 po_channel_reject_t rej;
                 po_validated_t v;
                 double rate[NKINDS];

@@ -92,11 +92,7 @@ int main(int argc, char **argv)
         printf("%-12s %6s %16s %12s %20s %12s\n", "channel", "bytes", "normalize/s",
                "us each", "normalize+encode/s", "us each");
         for (i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
-                po_channel_ctx_t ctx = {
-                    .channel = samples[i].channel,
-                    .account = "acct-1",
-                    .received_at_us = 1795532400000000LL,
-                    .profile = po_profiles_lookup(ps, samples[i].channel, "acct-1")};
+                po_channel_ctx_t ctx = sample_ctx(ps, i);
                 size_t len = 0;
                 char *p = slurp(dir, samples[i].file, &len);
                 double a, b;

@@ -1,11 +1,15 @@
 /* What the single-process benchmarks over the channel samples share (bench-
- * intake, bench-codec): the samples, a monotonic clock, reading a file. */
+ * intake, bench-codec): the samples and the context they are normalized in,
+ * a monotonic clock, reading a file. */
 #ifndef BENCH_SAMPLES_H
 #define BENCH_SAMPLES_H
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+
+#include "po/channel.h"
+#include "po/profile.h"
 
 static const struct {
         const char *channel, *file;
@@ -15,6 +19,18 @@ static const struct {
     {"pos", "pos-transaction.txt"},
     {"mobile", "mobile-order.json"},
 };
+
+/* The channel context sample i is normalized in (account "acct-1"). */
+static inline po_channel_ctx_t sample_ctx(const po_profiles_t *ps, size_t i)
+{
+        po_channel_ctx_t ctx = {.channel = samples[i].channel,
+                                .account = "acct-1",
+                                .received_at_us = 1795532400000000LL,
+                                .profile =
+                                    po_profiles_lookup(ps, samples[i].channel, "acct-1")};
+
+        return ctx;
+}
 
 static inline double now_s(void)
 {

@@ -170,8 +170,6 @@ int main(void)
         Suite *s = suite_create("refdata");
         TCase *tc = tcase_create("refdata");
         char err[256];
-        SRunner *sr;
-        int failed;
 
         if (po_config_load(&cfg, NULL, 0, err, sizeof(err)) != PO_OK) {
                 fprintf(stderr, "check_refdata: %s\n", err);
@@ -182,9 +180,5 @@ int main(void)
         tcase_add_test(tc, failure_after_a_cache_fill_leaves_redis_in_step);
         tcase_add_test(tc, scripts_by_sha_survive_a_script_flush);
         suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
+        return it_run_suite(s);
 }

@@ -133,8 +133,6 @@ int main(void)
         Suite *s = suite_create("usage");
         TCase *tc = tcase_create("usage");
         char err[256];
-        SRunner *sr;
-        int failed;
 
         if (po_config_load(&cfg, NULL, 0, err, sizeof(err)) != PO_OK) {
                 fprintf(stderr, "check_usage: %s\n", err);
@@ -144,9 +142,5 @@ int main(void)
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, scripts_by_sha_survive_a_script_flush);
         suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
+        return it_run_suite(s);
 }

@@ -200,3 +200,14 @@ void it_redis_flush_scripts(redisContext *rc)
         ck_assert(r && r->type == REDIS_REPLY_STATUS);
         freeReplyObject(r);
 }
+
+int it_run_suite(Suite *s)
+{
+        SRunner *sr = srunner_create(s);
+        int failed;
+
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? 1 : 0;
+}

@@ -5,6 +5,7 @@
 #ifndef PROMO_IT_H
 #define PROMO_IT_H
 
+#include <check.h>
 #include <hiredis/hiredis.h>
 #include <librdkafka/rdkafka.h>
 #include <stddef.h>
@@ -27,6 +28,10 @@ void it_delete_topics(const char *brokers, const char *const *names, size_t n);
  * call), and SCRIPT FLUSH (what a restarted Redis has lost). */
 long long it_redis_calls(redisContext *rc, const char *cmd);
 void it_redis_flush_scripts(redisContext *rc);
+
+/* Runs the suite (srunner, CK_NORMAL) and returns the process's exit
+ * status: 0 when every test passed. */
+int it_run_suite(Suite *s);
 
 /* A free TCP port on 127.0.0.1 in 20000..31999, below the ephemeral range
  * (bound, then released). */

@@ -114,6 +114,19 @@ static inline void po_wire_cstr(po_wire_t *w, const char *s)
         po_wire_str(w, s, strlen(s));
 }
 
+/* The C string in a char[size] field (a currency, a code): the generic path
+ * when it is not terminated within size. */
+static inline void po_wire_cstr_in(po_wire_t *w, const char *s, size_t size)
+{
+        size_t n = strnlen(s, size);
+
+        if (n == size) {
+                w->fallback = 1;
+                return;
+        }
+        po_wire_str(w, s, n);
+}
+
 /* ["null", string]: NULL is null. */
 static inline void po_wire_opt_cstr(po_wire_t *w, const char *s)
 {

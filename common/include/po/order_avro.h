@@ -38,6 +38,14 @@ void po_order_wire(po_wire_t *w, const po_order_t *o);
  * take exactly as the generic path would). */
 void po_order_wire_read(po_rd_t *r, po_order_t *o, size_t max_lines, size_t max_codes,
                         size_t max_attrs);
+/* For direct readers of records with strings and arrays: the string read,
+ * copied into a (NUL-terminated; its length in *len unless len is NULL), and
+ * n zeroed items of size bytes (room for one when n is 0) from a. Both set
+ * r->bail and return NULL when r had bailed or a is full. */
+const char *po_rd_arena_str(po_rd_t *r, po_arena_t *a, size_t *len);
+/* A ["null", string]: NULL when null. */
+const char *po_rd_arena_opt_str(po_rd_t *r, po_arena_t *a);
+void *po_rd_arena_items(po_rd_t *r, po_arena_t *a, size_t n, size_t size);
 int po_order_avro_read(po_order_t *o, avro_value_t *v);
 
 #endif
