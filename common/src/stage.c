@@ -204,13 +204,18 @@ static rd_kafka_t *make_consumer(po_stage_t *st, char *errstr, size_t size)
             conf_set(c, "session.timeout.ms", "10000", errstr, size) ||
             conf_set(c, "max.poll.interval.ms", "60000", errstr, size) ||
             conf_set(c, "client.id", st->txid, errstr, size) ||
-            /* Fetches of at least 64 KiB or every 5 ms, not one per few
-             * records: bigger groups per poll and per transaction. On the
-             * 2-core machine this took the pipeline from 7,272 to 8,005
-             * orders/s and the end-to-end p50 at 2,000/s from 151 to 121 ms
-             * (docs/BENCHMARKS.md); at most 5 ms more per hop when quiet. */
-            conf_set(c, "fetch.min.bytes", "65536", errstr, size) ||
-            conf_set(c, "fetch.wait.max.ms", "5", errstr, size) ||
+            /* A stream of single produces: fetches of at least 64 KiB or
+             * every 5 ms, not one per few records (bigger groups per poll
+             * and per transaction: 7,272 -> 8,005 orders/s on the 2-core
+             * machine). Input written in transactions arrives a batch at a
+             * time, at each commit: a long poll that the commit wakes. The
+             * 5 ms poll cost the broker 4 % of a core per idle consumer,
+             * and made the stage wait for the next poll after a commit
+             * (docs/BENCHMARKS.md, "Pipeline: long polls"). */
+            conf_set(c, "fetch.min.bytes", st->conf.committed_input ? "1" : "65536",
+                     errstr, size) ||
+            conf_set(c, "fetch.wait.max.ms", st->conf.committed_input ? "100" : "5",
+                     errstr, size) ||
             env_conf(c, "PROMO_KAFKA_CONSUMER_CONF", errstr, size)) {
                 rd_kafka_conf_destroy(c);
                 return NULL;

@@ -947,6 +947,7 @@ int main(int argc, char **argv)
                 goto out;
         }
         conf.input_topic = po_env_or("PROMO_AUDIT_INPUT", "promo.usage");
+        conf.committed_input = 1; /* written by a transactional stage */
         conf.extra_topics = s.dlqs;
         conf.dlq_topic = po_env_or("PROMO_AUDIT_DLQ", "audit-sink.dlq");
         conf.group_id = getenv("PROMO_AUDIT_GROUP");

@@ -288,6 +288,7 @@ int main(int argc, char **argv)
                 goto out;
         }
         conf.input_topic = po_env_or("PROMO_CALCULATOR_INPUT", "orders.validated");
+        conf.committed_input = 1; /* written by a transactional stage */
         conf.dlq_topic = po_env_or("PROMO_CALCULATOR_DLQ", "calculator.dlq");
         conf.group_id = getenv("PROMO_CALCULATOR_GROUP");
         conf.process = process;

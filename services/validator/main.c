@@ -1185,6 +1185,7 @@ int main(int argc, char **argv)
                 po_log_warn("reference data: %s (caches fill from PostgreSQL only)",
                             errstr);
         conf.input_topic = po_env_or("PROMO_VALIDATOR_INPUT", "orders.canonical");
+        conf.committed_input = 1; /* written by a transactional stage */
         conf.dlq_topic = po_env_or("PROMO_VALIDATOR_DLQ", "validator.dlq");
         conf.group_id = getenv("PROMO_VALIDATOR_GROUP");
         conf.process = process;

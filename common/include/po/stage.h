@@ -67,6 +67,13 @@ typedef struct po_stage_conf {
          * linger_ms (default 5; 0 here means the default, the environment
          * may set 0): a drained input does not wait out batch_ms. */
         int linger_ms;
+        /* 1 when the input topics are written in transactions (by the
+         * stages before): a batch becomes visible all at once at its
+         * commit, so the consumer long-polls (fetch.min.bytes 1,
+         * fetch.wait.max.ms 100) and is woken by each commit. 0 (a stream
+         * of single produces, e.g. the channel adapters' orders.raw): it
+         * fetches at least 64 KiB or every 5 ms. docs/stage-runner.md. */
+        int committed_input;
         po_stage_process_fn process; /* required */
         void *opaque;                /* passed to process and the hooks */
         /* More input topics, NULL-terminated (no retry topics of their own:
