@@ -221,13 +221,18 @@ static size_t miss_array(po_refbatch_t *b, po_refkind_t kind, po_dynbuf_t *arr)
         return n;
 }
 
-static const char *const miss_sql[] = {
-    "SELECT code, definition::text, version FROM codes WHERE code = ANY($1::text[])",
-    "SELECT customer_id, coalesce(tier, ''), (extract(epoch FROM updated_at)"
-    " * 1000000)::bigint FROM customers WHERE customer_id = ANY($1::text[])",
-    "SELECT sku, stock, (extract(epoch FROM updated_at) * 1000000)::bigint"
-    " FROM inventory WHERE sku = ANY($1::text[])",
-};
+/* Every kind's misses in one statement (one round trip): key, value as
+ * text, version, kind (po_refkind_t). The queries per kind are those of
+ * po_refdata_fetch. */
+static const char miss_sql[] =
+    "SELECT code, definition::text, version, 0 FROM codes"
+    " WHERE code = ANY($1::text[])"
+    " UNION ALL SELECT customer_id, coalesce(tier, ''),"
+    " (extract(epoch FROM updated_at) * 1000000)::bigint, 1 FROM customers"
+    " WHERE customer_id = ANY($2::text[])"
+    " UNION ALL SELECT sku, stock::text,"
+    " (extract(epoch FROM updated_at) * 1000000)::bigint, 2 FROM inventory"
+    " WHERE sku = ANY($3::text[])";
 
 /* Resolves one miss from its row (row < 0: not in PostgreSQL) and appends
  * its cache fill (*pending counts the replies owed). */
@@ -268,43 +273,48 @@ static void resolve(po_refbatch_t *b, po_refentry_t *e, redisContext *rc, PGresu
         po_refdata_append_put(rc, pending, key, version, val, len, ttl);
 }
 
-void po_refbatch_fill(po_refbatch_t *b, redisContext *rc, PGconn *pg,
-                      po_refdata_stats_t *stats)
+size_t po_refbatch_fill(po_refbatch_t *b, redisContext *rc, PGconn *pg,
+                        po_refdata_stats_t *stats)
 {
-        po_dynbuf_t arr;
-        size_t pending = 0, i;
+        po_dynbuf_t arr[3];
+        const char *params[3];
+        size_t pending = 0, nmiss = 0, i;
+        PGresult *res;
         int kind, row;
 
         if (!pg)
-                return;
-        po_dynbuf_init(&arr, 16u << 20);
+                return 0;
         for (kind = PO_REF_CODE; kind <= PO_REF_SKU; kind++) {
-                const char *param;
-                PGresult *res;
-
-                if (!miss_array(b, (po_refkind_t)kind, &arr))
-                        continue;
-                param = arr.data;
-                res = PQexecParams(pg, miss_sql[kind], 1, NULL, &param, NULL, NULL, 0);
-                if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-                        po_log_warn("postgres: %s", PQresultErrorMessage(res));
-                        PQclear(res);
-                        break; /* unresolved: the orders' own fetches retry */
-                }
-                stats->pg_reads++;
-                for (i = 0; i < b->n; i++) {
-                        po_refentry_t *e = &b->entries[i];
-
-                        if (e->kind != (po_refkind_t)kind || !e->miss)
-                                continue;
-                        for (row = 0; row < PQntuples(res); row++)
-                                if (strcmp(PQgetvalue(res, row, 0), e->id) == 0)
-                                        break;
-                        resolve(b, e, rc, res, row < PQntuples(res) ? row : -1, &pending);
-                }
-                PQclear(res);
+                po_dynbuf_init(&arr[kind], 16u << 20);
+                nmiss += miss_array(b, (po_refkind_t)kind, &arr[kind]);
+                params[kind] = arr[kind].data;
         }
-        /* Cache fills are best effort: the answers stand either way. */
-        po_refdata_drain_puts(rc, pending);
-        po_dynbuf_release(&arr);
+        if (nmiss == 0 || !params[0] || !params[1] || !params[2])
+                goto out; /* nothing to ask (or out of memory: unresolved) */
+        res = PQexecParams(pg, miss_sql, 3, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                po_log_warn("postgres: %s", PQresultErrorMessage(res));
+                PQclear(res);
+                goto out; /* unresolved: the orders' own fetches retry */
+        }
+        stats->pg_reads++;
+        for (row = 0; row < PQntuples(res); row++) {
+                po_refentry_t *e =
+                    po_refbatch_find(b, (po_refkind_t)atoi(PQgetvalue(res, row, 3)),
+                                     PQgetvalue(res, row, 0));
+
+                if (e && e->miss) {
+                        resolve(b, e, rc, res, row, &pending);
+                        e->miss = 0; /* a definition that does not parse stays
+                                        unresolved: the order's fetch reports it */
+                }
+        }
+        for (i = 0; i < b->n; i++)
+                if (b->entries[i].miss) /* not in PostgreSQL */
+                        resolve(b, &b->entries[i], rc, res, -1, &pending);
+        PQclear(res);
+out:
+        for (kind = PO_REF_CODE; kind <= PO_REF_SKU; kind++)
+                po_dynbuf_release(&arr[kind]);
+        return pending;
 }

@@ -100,19 +100,14 @@ po_err_t po_refdata_put(redisContext *rc, const char *key, int64_t version,
 
 void po_refdata_drain_puts(redisContext *rc, size_t n)
 {
-        int noscript = 0;
-
         while (n) {
                 redisReply *r = NULL;
 
                 if (redisGetReply(rc, (void **)&r) != REDIS_OK)
                         return; /* the connection is broken: the caller reconnects */
-                noscript |= is_noscript(r);
                 freeReplyObject(r);
                 n--;
         }
-        if (noscript)
-                load_script(rc, put_lua);
 }
 
 po_err_t po_refdata_put_many(redisContext *rc, const char *const *keys,

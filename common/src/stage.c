@@ -1203,8 +1203,16 @@ static void handle_group(po_stage_t *st, size_t n)
                         seek_back(st, st->todo, k);
                 return;
         }
-        if (st->conf.prepare)
+        if (st->conf.prepare) {
+                long long t0 = now_us();
+
                 st->conf.prepare(st, st->todo, k, st->conf.opaque);
+                po_metrics_observe_us(st->metrics, "promo_stage_prepare_seconds",
+                                      "The stage's prepare hook for one group of polled "
+                                      "messages (the validator's prefetch and "
+                                      "reservations).",
+                                      (uint64_t)(now_us() - t0));
+        }
         for (i = 0; i < k; i++)
                 handle_message(st, st->todo[i]);
         st->last_msg_ms = now_ms();

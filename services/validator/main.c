@@ -939,8 +939,10 @@ static int group_add(validator_t *v, group_slot_t *s)
  * codes (it always does: same inputs, same pricing); a refusal is priced
  * again there, as before. A reply not read (the connection broke) leaves
  * process to reserve on its own: a reservation is idempotent per order and
- * code, so one that did run is granted again without counting twice. */
-static void prereserve(validator_t *v)
+ * code, so one that did run is granted again without counting twice. The
+ * group's cache fills (fills replies owed, po_refbatch_fill) travel in the
+ * same round trip. */
+static void prereserve(validator_t *v, size_t fills)
 {
         char errstr[512];
         size_t i;
@@ -967,6 +969,8 @@ static void prereserve(validator_t *v)
                         break;
                 s->pre = 2; /* queued */
         }
+        /* The group's cache fills went out with the reservations. */
+        po_refdata_drain_puts(v->rc, fills);
         for (i = 0; i < v->nslots; i++) {
                 group_slot_t *s = &v->slots[i];
 
@@ -987,15 +991,16 @@ static void prereserve(validator_t *v)
 
 /* The stage's prepare hook: decodes the group's orders and reads what they
  * need in one Redis round trip (definitions, tiers, stock, usage counts),
- * then the misses in one PostgreSQL query per kind, whose cache fills take
- * one more Redis round trip. Best effort: what is not found here, process
- * fetches for its order as before. */
+ * then the misses in one PostgreSQL query, then the group's reservations
+ * in one more Redis round trip that carries the misses' cache fills too.
+ * Best effort: what is not found here, process fetches for its order as
+ * before. */
 static void prepare(po_stage_t *st, rd_kafka_message_t *const *msgs, size_t n,
                     void *opaque)
 {
         validator_t *v = opaque;
         char errstr[512];
-        size_t i;
+        size_t i, fills;
         int fetch;
 
         (void)st;
@@ -1042,10 +1047,12 @@ static void prepare(po_stage_t *st, rd_kafka_message_t *const *msgs, size_t n,
                 if (!s->usage_ok && v->rc->err)
                         goto broken;
         }
-        po_refbatch_fill(&v->refs, v->rc, pg_ok(v, errstr, sizeof(errstr)) ? v->pg : NULL,
-                         &v->stats);
+        fills = po_refbatch_fill(
+            &v->refs, v->rc, pg_ok(v, errstr, sizeof(errstr)) ? v->pg : NULL, &v->stats);
         if (v->group_marker[0] && !v->rc->err)
-                prereserve(v);
+                prereserve(v, fills);
+        else
+                po_refdata_drain_puts(v->rc, fills);
         return;
 broken:
         /* process reconnects and fetches for each order on its own. */

@@ -12,6 +12,7 @@
 
 #include "po/config.h"
 #include "po/messages.h"
+#include "po/refbatch.h"
 #include "po/refdata.h"
 
 #include "it.h"
@@ -165,6 +166,134 @@ START_TEST(scripts_by_sha_survive_a_script_flush)
 }
 END_TEST
 
+/* The validator's group lookup (po_refbatch): the misses of all three
+ * kinds are answered by one PostgreSQL query, and their cache fills ride
+ * on the caller's next pipeline without putting it out of step. A
+ * definition in PostgreSQL that does not parse stays unresolved (the
+ * order's own fetch reports it) and is not cached as absent. */
+START_TEST(a_group_resolves_every_kind_of_miss_in_one_query)
+{
+        char dsn[1024], q[1024], id[8][64];
+        enum { CODE, NOCODE, BADCODE, GOLD, NOTIER, NOCUST, SKU, NOSKU };
+        static const char *const key[] = {
+            "promo:code:",     "promo:code:",     "promo:code:",  "promo:customer:",
+            "promo:customer:", "promo:customer:", "promo:stock:", "promo:stock:"};
+        static const po_refkind_t kind[] = {
+            PO_REF_CODE,     PO_REF_CODE,     PO_REF_CODE, PO_REF_CUSTOMER,
+            PO_REF_CUSTOMER, PO_REF_CUSTOMER, PO_REF_SKU,  PO_REF_SKU};
+        po_refdata_stats_t stats = {0};
+        po_refentry_t *e;
+        po_refbatch_t b;
+        redisContext *rc;
+        redisReply *r;
+        PGconn *pg;
+        size_t fills;
+        int i;
+
+        for (i = 0; i < 8; i++)
+                snprintf(id[i], sizeof(id[i]), "RB%d-%s", i, run);
+        snprintf(dsn, sizeof(dsn), "%s options=-csearch_path=refbatch_%s", cfg.pg_dsn,
+                 run);
+        pg = PQconnectdb(dsn);
+        ck_assert_msg(PQstatus(pg) == CONNECTION_OK, "%s", PQerrorMessage(pg));
+        snprintf(q, sizeof(q), "CREATE SCHEMA refbatch_%s", run);
+        sql(pg, q);
+        sql(pg, "CREATE TABLE codes (code text PRIMARY KEY, definition jsonb NOT NULL, "
+                "status text NOT NULL, version bigint NOT NULL)");
+        sql(pg, "CREATE TABLE customers (customer_id text PRIMARY KEY, tier text, "
+                "updated_at timestamptz NOT NULL DEFAULT now())");
+        sql(pg, "CREATE TABLE inventory (sku text PRIMARY KEY, stock bigint NOT NULL, "
+                "updated_at timestamptz NOT NULL DEFAULT now())");
+        snprintf(q, sizeof(q),
+                 "INSERT INTO codes VALUES ('%s', '{\"code\": \"%s\", \"status\": "
+                 "\"active\", \"type\": \"percentage\", \"value\": 1000}', 'active', 7),"
+                 " ('%s', '{\"code\": 12}', 'active', 3)",
+                 id[CODE], id[CODE], id[BADCODE]);
+        sql(pg, q);
+        snprintf(q, sizeof(q),
+                 "INSERT INTO customers VALUES ('%s', 'gold'), ('%s', NULL);"
+                 " INSERT INTO inventory VALUES ('%s', 5)",
+                 id[GOLD], id[NOTIER], id[SKU]);
+        sql(pg, q);
+        rc = redisConnect(cfg.redis_host, cfg.redis_port);
+        ck_assert(rc && !rc->err);
+        for (i = 0; i < 8; i++)
+                freeReplyObject(redisCommand(rc, "DEL %s%s", key[i], id[i]));
+        it_redis_flush_scripts(rc); /* as a fresh Redis */
+
+        po_refbatch_init(&b);
+        for (i = 0; i < 8; i++)
+                ck_assert_int_eq(po_refbatch_add(&b, kind[i], id[i]), 0);
+        po_refbatch_append(&b, rc);
+        ck_assert_int_eq(po_refbatch_read(&b, rc, &stats, q, sizeof(q)), PO_OK);
+        fills = po_refbatch_fill(&b, rc, pg, &stats);
+        ck_assert_int_eq(stats.pg_reads, 1);
+        /* 7 fills (not the bad definition) after their SCRIPT LOAD. */
+        ck_assert_uint_eq(fills, 8);
+        redisAppendCommand(rc, "PING"); /* the caller's own command */
+        po_refdata_drain_puts(rc, fills);
+        ck_assert_int_eq(redisGetReply(rc, (void **)&r), REDIS_OK);
+        ck_assert_msg(r && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0,
+                      "PING got a reply of type %d: the pipeline is out of step",
+                      r ? r->type : -1);
+        freeReplyObject(r);
+
+        e = po_refbatch_find(&b, PO_REF_CODE, id[CODE]);
+        ck_assert(e && e->resolved && e->has);
+        ck_assert_str_eq(e->def.def.code, id[CODE]);
+        e = po_refbatch_find(&b, PO_REF_CODE, id[NOCODE]);
+        ck_assert(e && e->resolved && !e->has);
+        e = po_refbatch_find(&b, PO_REF_CODE, id[BADCODE]);
+        ck_assert(e && !e->resolved);
+        e = po_refbatch_find(&b, PO_REF_CUSTOMER, id[GOLD]);
+        ck_assert(e && e->resolved && e->has && e->tier);
+        ck_assert_str_eq(e->tier, "gold");
+        e = po_refbatch_find(&b, PO_REF_CUSTOMER, id[NOTIER]);
+        ck_assert(e && e->resolved && e->has && !e->tier);
+        e = po_refbatch_find(&b, PO_REF_CUSTOMER, id[NOCUST]);
+        ck_assert(e && e->resolved && !e->has);
+        e = po_refbatch_find(&b, PO_REF_SKU, id[SKU]);
+        ck_assert(e && e->resolved && e->has && e->stock == 5);
+        e = po_refbatch_find(&b, PO_REF_SKU, id[NOSKU]);
+        ck_assert(e && e->resolved && !e->has);
+
+        /* The fills took: values and versions, absences with a TTL, and
+         * nothing for the definition that does not parse. */
+        r = redisCommand(rc, "HGET promo:code:%s v", id[CODE]);
+        ck_assert(r && r->type == REDIS_REPLY_STRING);
+        ck_assert_str_eq(r->str, "7");
+        freeReplyObject(r);
+        r = redisCommand(rc, "HGET promo:customer:%s d", id[GOLD]);
+        ck_assert(r && r->type == REDIS_REPLY_STRING);
+        ck_assert_str_eq(r->str, "gold");
+        freeReplyObject(r);
+        r = redisCommand(rc, "HGET promo:stock:%s d", id[SKU]);
+        ck_assert(r && r->type == REDIS_REPLY_STRING);
+        ck_assert_str_eq(r->str, "5");
+        freeReplyObject(r);
+        for (i = 0; i < 3; i++) {
+                static const int absent[] = {NOCODE, NOCUST, NOSKU};
+                int a = absent[i];
+
+                r = redisCommand(rc, "TTL %s%s", key[a], id[a]);
+                ck_assert_msg(r && r->type == REDIS_REPLY_INTEGER && r->integer > 0,
+                              "%s%s: no expiring absence", key[a], id[a]);
+                freeReplyObject(r);
+        }
+        r = redisCommand(rc, "EXISTS promo:code:%s", id[BADCODE]);
+        ck_assert(r && r->type == REDIS_REPLY_INTEGER && r->integer == 0);
+        freeReplyObject(r);
+
+        for (i = 0; i < 8; i++)
+                freeReplyObject(redisCommand(rc, "DEL %s%s", key[i], id[i]));
+        po_refbatch_release(&b);
+        redisFree(rc);
+        snprintf(q, sizeof(q), "DROP SCHEMA refbatch_%s CASCADE", run);
+        sql(pg, q);
+        PQfinish(pg);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("refdata");
@@ -179,6 +308,7 @@ int main(void)
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, failure_after_a_cache_fill_leaves_redis_in_step);
         tcase_add_test(tc, scripts_by_sha_survive_a_script_flush);
+        tcase_add_test(tc, a_group_resolves_every_kind_of_miss_in_one_query);
         suite_add_tcase(s, tc);
         return it_run_suite(s);
 }

@@ -1,7 +1,8 @@
 /* po_refbatch: the reference data of a group of orders (code definitions,
  * customer tiers, stock levels), looked up together: one pipelined Redis
- * round trip for every key of the group, then one PostgreSQL query per kind
- * for the misses, whose cache fills go back to Redis in one more pipeline.
+ * round trip for every key of the group, then one PostgreSQL query for the
+ * misses of every kind, whose cache fills go back to Redis with the
+ * caller's next pipeline.
  * The answers are those po_refdata_fetch gives for the same keys (same
  * Redis entries, same PostgreSQL queries, same cache fills and TTLs); an
  * entry that could not be resolved (Redis or PostgreSQL failed, a
@@ -10,7 +11,8 @@
  *
  * Use: po_refbatch_clear, po_refbatch_add every key, po_refbatch_append,
  * (other pipelined commands of the caller may follow), po_refbatch_read,
- * (the caller reads its own replies), po_refbatch_fill; then
+ * (the caller reads its own replies), po_refbatch_fill (the caller drains
+ * the fills' replies first thing in its next round trip); then
  * po_refbatch_find. Entries and their strings live until the next clear. */
 #ifndef PO_REFBATCH_H
 #define PO_REFBATCH_H
@@ -78,9 +80,13 @@ void po_refbatch_append(po_refbatch_t *b, redisContext *rc);
 po_err_t po_refbatch_read(po_refbatch_t *b, redisContext *rc, po_refdata_stats_t *stats,
                           char *errstr, size_t errstr_size);
 
-/* Resolves the misses from PostgreSQL (pg may be NULL: they stay
- * unresolved) and fills the cache in one pipeline (best effort). */
-void po_refbatch_fill(po_refbatch_t *b, redisContext *rc, PGconn *pg,
-                      po_refdata_stats_t *stats);
+/* Resolves the misses from PostgreSQL in one query (pg may be NULL: they
+ * stay unresolved) and appends their cache fills to rc's pipeline without
+ * sending them. Returns how many replies the fills owe: the caller reads
+ * them with po_refdata_drain_puts before any other reply on rc, which lets
+ * its next round trip carry them (best effort: the answers stand either
+ * way). */
+size_t po_refbatch_fill(po_refbatch_t *b, redisContext *rc, PGconn *pg,
+                        po_refdata_stats_t *stats);
 
 #endif

@@ -37,8 +37,10 @@ po_err_t po_refdata_put(redisContext *rc, const char *key, int64_t version,
 void po_refdata_append_put(redisContext *rc, size_t *pending, const char *key,
                            int64_t version, const char *data, size_t len, int ttl_s);
 
-/* Reads and drops the n replies owed by appended puts; a NOSCRIPT among them
- * (the script flushed between the load and the put) loads it again. */
+/* Reads and drops the n replies owed by appended puts. Other replies may
+ * follow them on rc (the caller's own pipelined commands): nothing else is
+ * sent or read here. A put that met NOSCRIPT (the script flushed between
+ * the pipeline's SCRIPT LOAD and the put) is a lost fill, as a failed one. */
 void po_refdata_drain_puts(redisContext *rc, size_t n);
 
 /* po_refdata_put of n entries in one pipelined round trip (a bulk load):
