@@ -16,56 +16,76 @@
 #define KEY_REBUILDING "promo:usage:rebuilding"
 #define MAX_ARGS (8 + 3 * 64)
 
+/* Both scripts take any number of orders (ARGV after the marker: per
+ * order its id, customer ('' = anonymous), number of codes, then the
+ * codes), so that a group of orders costs one call; a single order is a
+ * group of one. */
+
+/* Returns {1, total, by customer, ...} per code of each order in turn
+ * (order's own reservation not counted), or {-1} when the marker moved. */
 static const char read_lua[] =
     "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {-1} end\n"
-    "local order, cust, out = ARGV[2], ARGV[3], {1}\n"
-    "for i = 4, #ARGV do\n"
-    "  local c = ARGV[i]\n"
-    "  local t = tonumber(redis.call('GET', 'promo:usage:total:' .. c) or '0')\n"
-    "  local u = 0\n"
-    "  if cust ~= '' then\n"
-    "    u = tonumber(redis.call('HGET', 'promo:usage:cust:' .. c, cust) or '0')\n"
+    "local out, i = {1}, 2\n"
+    "while i <= #ARGV do\n"
+    "  local order, cust, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])\n"
+    "  for j = i + 3, i + 2 + n do\n"
+    "    local c = ARGV[j]\n"
+    "    local t = tonumber(redis.call('GET', 'promo:usage:total:' .. c) or '0')\n"
+    "    local u = 0\n"
+    "    if cust ~= '' then\n"
+    "      u = tonumber(redis.call('HGET', 'promo:usage:cust:' .. c, cust) or '0')\n"
+    "    end\n"
+    "    local held = redis.call('GET', 'promo:resv:' .. order .. ':' .. c)\n"
+    "    if held then\n"
+    "      t = t - 1\n"
+    "      if cust ~= '' and held == cust then u = u - 1 end\n"
+    "    end\n"
+    "    out[#out + 1] = t\n"
+    "    out[#out + 1] = u\n"
     "  end\n"
-    "  local held = redis.call('GET', 'promo:resv:' .. order .. ':' .. c)\n"
-    "  if held then\n"
-    "    t = t - 1\n"
-    "    if cust ~= '' and held == cust then u = u - 1 end\n"
-    "  end\n"
-    "  out[#out + 1] = t\n"
-    "  out[#out + 1] = u\n"
+    "  i = i + 3 + n\n"
     "end\n"
     "return out\n";
 
-/* ARGV: marker, order, customer ('' = anonymous), ttl, then (code, limit,
- * customer limit) triples with -1 for no limit. */
+/* ARGV: marker, ttl, then per order: id, customer, n, and n (code, limit,
+ * customer limit) triples with -1 for no limit. Each order all or nothing,
+ * in turn. Returns {1, granted (1 or 0) per order}, or {-1}. */
 static const char reserve_lua[] =
-    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end\n"
-    "local order, cust, ttl = ARGV[2], ARGV[3], ARGV[4]\n"
-    "local n = (#ARGV - 4) / 3\n"
-    "for i = 0, n - 1 do\n"
-    "  local c = ARGV[5 + 3 * i]\n"
-    "  local lim, clim = tonumber(ARGV[6 + 3 * i]), tonumber(ARGV[7 + 3 * i])\n"
-    "  if redis.call('EXISTS', 'promo:resv:' .. order .. ':' .. c) == 0 then\n"
-    "    local t = tonumber(redis.call('GET', 'promo:usage:total:' .. c) or '0')\n"
-    "    if lim >= 0 and t >= lim then return 0 end\n"
-    "    if clim >= 0 then\n"
-    "      if cust == '' then return 0 end\n"
-    "      local u = tonumber(redis.call('HGET', 'promo:usage:cust:' .. c, cust) or "
+    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {-1} end\n"
+    "local ttl, out, i = ARGV[2], {1}, 3\n"
+    "while i <= #ARGV do\n"
+    "  local order, cust, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])\n"
+    "  local ok = 1\n"
+    "  for k = 0, n - 1 do\n"
+    "    local c = ARGV[i + 3 + 3 * k]\n"
+    "    local lim = tonumber(ARGV[i + 4 + 3 * k])\n"
+    "    local clim = tonumber(ARGV[i + 5 + 3 * k])\n"
+    "    if redis.call('EXISTS', 'promo:resv:' .. order .. ':' .. c) == 0 then\n"
+    "      local t = tonumber(redis.call('GET', 'promo:usage:total:' .. c) or '0')\n"
+    "      if lim >= 0 and t >= lim then ok = 0 break end\n"
+    "      if clim >= 0 then\n"
+    "        if cust == '' then ok = 0 break end\n"
+    "        local u = tonumber(redis.call('HGET', 'promo:usage:cust:' .. c, cust) or "
     "'0')\n"
-    "      if u >= clim then return 0 end\n"
+    "        if u >= clim then ok = 0 break end\n"
+    "      end\n"
     "    end\n"
     "  end\n"
+    "  if ok == 1 then\n"
+    "    for k = 0, n - 1 do\n"
+    "      local c = ARGV[i + 3 + 3 * k]\n"
+    "      if redis.call('SET', 'promo:resv:' .. order .. ':' .. c, cust, 'NX', 'EX', "
+    "ttl) then\n"
+    "        redis.call('INCR', 'promo:usage:total:' .. c)\n"
+    "        if cust ~= '' then redis.call('HINCRBY', 'promo:usage:cust:' .. c, cust, 1) "
     "end\n"
-    "for i = 0, n - 1 do\n"
-    "  local c = ARGV[5 + 3 * i]\n"
-    "  if redis.call('SET', 'promo:resv:' .. order .. ':' .. c, cust, 'NX', 'EX', ttl) "
-    "then\n"
-    "    redis.call('INCR', 'promo:usage:total:' .. c)\n"
-    "    if cust ~= '' then redis.call('HINCRBY', 'promo:usage:cust:' .. c, cust, 1) "
-    "end\n"
+    "      end\n"
+    "    end\n"
     "  end\n"
+    "  out[#out + 1] = ok\n"
+    "  i = i + 3 + 3 * n\n"
     "end\n"
-    "return 1\n";
+    "return out\n";
 
 void po_usage_init(po_usage_t *u)
 {
@@ -363,39 +383,88 @@ po_err_t po_usage_ready(po_usage_t *u, redisContext *rc, PGconn *pg, int wait_ms
         }
 }
 
-/* The first arguments of every usage script call: EVALSHA sha (EVAL script
- * when sha is ""), the ready key, marker, order, customer ('' = anonymous).
- * Returns how many. */
-static size_t eval_head(const char **argv, const char *script, const char *sha,
-                        const po_usage_t *u, const char *order_id, const char *customer)
-{
-        argv[0] = sha[0] ? "EVALSHA" : "EVAL";
-        argv[1] = sha[0] ? sha : script;
-        argv[2] = "1";
-        argv[3] = KEY_READY;
-        argv[4] = u->marker;
-        argv[5] = order_id;
-        argv[6] = customer ? customer : "";
-        return 7;
-}
+/* A script call being built: its arguments, and the numbers among them. */
+typedef struct call {
+        const char **argv;
+        char (*num)[24];
+        size_t argc, nnum;
+} call_t;
 
-int po_usage_read_append(const po_usage_t *u, redisContext *rc, const char *order_id,
-                         const char *customer, const char *const *codes, size_t n)
+/* Starts a call to script (by sha when Redis has it): EVALSHA sha (EVAL
+ * script when sha is ""), the ready key, the marker; room for args
+ * arguments in all and nums numbers. Returns 0, -1 when out of memory. */
+static int call_start(call_t *c, size_t args, size_t nums, const char *script,
+                      const char *sha, const po_usage_t *u)
 {
-        const char *argv[MAX_ARGS];
-        size_t k, i;
-
-        if (n > 64)
+        c->argv = malloc(args * sizeof(*c->argv));
+        c->num = malloc((nums ? nums : 1) * sizeof(*c->num));
+        c->argc = c->nnum = 0;
+        if (!c->argv || !c->num) {
+                free(c->argv);
+                free(c->num);
                 return -1;
-        k = eval_head(argv, read_lua, u->read_sha, u, order_id, customer);
-        for (i = 0; i < n; i++)
-                argv[k++] = codes[i];
-        return redisAppendCommandArgv(rc, (int)k, argv, NULL) == REDIS_OK ? 0 : -1;
+        }
+        c->argv[c->argc++] = sha[0] ? "EVALSHA" : "EVAL";
+        c->argv[c->argc++] = sha[0] ? sha : script;
+        c->argv[c->argc++] = "1";
+        c->argv[c->argc++] = KEY_READY;
+        c->argv[c->argc++] = u->marker;
+        return 0;
 }
 
-/* Interprets the reply of read_lua for n codes; takes r. */
-static po_err_t read_reply(redisContext *rc, redisReply *r, size_t n, int64_t *total,
-                           int64_t *by_customer, char *errstr, size_t errstr_size)
+static void call_num(call_t *c, long long v)
+{
+        snprintf(c->num[c->nnum], sizeof(c->num[0]), "%lld", v);
+        c->argv[c->argc++] = c->num[c->nnum++];
+}
+
+/* Queues the call on rc and frees it. Returns 0, -1. */
+static int call_append(call_t *c, redisContext *rc)
+{
+        int rv =
+            redisAppendCommandArgv(rc, (int)c->argc, c->argv, NULL) == REDIS_OK ? 0 : -1;
+
+        free(c->argv);
+        free(c->num);
+        return rv;
+}
+
+/* The requests' order, customer and code count. */
+static void call_order(call_t *c, const po_usage_req_t *q)
+{
+        c->argv[c->argc++] = q->order_id;
+        c->argv[c->argc++] = q->customer ? q->customer : "";
+        call_num(c, (long long)q->n);
+}
+
+int po_usage_read_many_append(const po_usage_t *u, redisContext *rc,
+                              const po_usage_req_t *reqs, size_t n)
+{
+        size_t args = 5, i, k;
+        call_t c;
+
+        if (n == 0 || n > PO_USAGE_GROUP_MAX)
+                return -1;
+        for (i = 0; i < n; i++) {
+                if (reqs[i].n > 64 || !reqs[i].order_id)
+                        return -1;
+                args += 3 + reqs[i].n;
+        }
+        if (call_start(&c, args, n, read_lua, u->read_sha, u))
+                return -1;
+        for (i = 0; i < n; i++) {
+                call_order(&c, &reqs[i]);
+                for (k = 0; k < reqs[i].n; k++)
+                        c.argv[c.argc++] = reqs[i].codes[k];
+        }
+        return call_append(&c, rc);
+}
+
+/* The common head of both scripts' replies: an array whose first element
+ * is 1 (-1: the marker moved), of 1 + want elements, all integers. Takes r
+ * on failure. */
+static po_err_t script_result(redisContext *rc, redisReply *r, size_t want, char *errstr,
+                              size_t errstr_size)
 {
         size_t i;
 
@@ -407,14 +476,96 @@ static po_err_t read_reply(redisContext *rc, redisReply *r, size_t n, int64_t *t
                 snprintf(errstr, errstr_size, "usage counters are being rebuilt");
                 return PO_ERR_TIMEOUT;
         }
-        if (r->elements != 1 + 2 * n)
+        if (r->elements != 1 + want)
                 return po_redis_fail(rc, r, errstr, errstr_size);
-        for (i = 0; i < n; i++) {
-                total[i] = r->element[1 + 2 * i]->integer;
-                by_customer[i] = r->element[2 + 2 * i]->integer;
-        }
+        for (i = 1; i <= want; i++)
+                if (r->element[i]->type != REDIS_REPLY_INTEGER)
+                        return po_redis_fail(rc, r, errstr, errstr_size);
+        return PO_OK;
+}
+
+/* Interprets the read script's reply for reqs; takes r. */
+static po_err_t read_result(redisContext *rc, redisReply *r, po_usage_req_t *reqs,
+                            size_t n, char *errstr, size_t errstr_size)
+{
+        size_t want = 0, i, k, e = 1;
+        po_err_t err;
+
+        for (i = 0; i < n; i++)
+                want += 2 * reqs[i].n;
+        err = script_result(rc, r, want, errstr, errstr_size);
+        if (err)
+                return err;
+        for (i = 0; i < n; i++)
+                for (k = 0; k < reqs[i].n; k++) {
+                        reqs[i].total[k] = r->element[e++]->integer;
+                        reqs[i].by_customer[k] = r->element[e++]->integer;
+                }
         freeReplyObject(r);
         return PO_OK;
+}
+
+po_err_t po_usage_read_many_reply(redisContext *rc, po_usage_req_t *reqs, size_t n,
+                                  char *errstr, size_t errstr_size)
+{
+        redisReply *r = NULL;
+
+        if (redisGetReply(rc, (void **)&r) != REDIS_OK)
+                return po_redis_fail(rc, NULL, errstr, errstr_size);
+        return read_result(rc, r, reqs, n, errstr, errstr_size);
+}
+
+int po_usage_reserve_many_append(const po_usage_t *u, redisContext *rc,
+                                 const po_usage_req_t *reqs, size_t n)
+{
+        size_t args = 6, nums = 1, i, k;
+        call_t c;
+
+        if (n == 0 || n > PO_USAGE_GROUP_MAX)
+                return -1;
+        for (i = 0; i < n; i++) {
+                if (reqs[i].n > 20 || !reqs[i].order_id)
+                        return -1;
+                args += 3 + 3 * reqs[i].n;
+                nums += 1 + 2 * reqs[i].n;
+        }
+        if (call_start(&c, args, nums, reserve_lua, u->reserve_sha, u))
+                return -1;
+        call_num(&c, PO_USAGE_RESV_TTL_S);
+        for (i = 0; i < n; i++) {
+                call_order(&c, &reqs[i]);
+                for (k = 0; k < reqs[i].n; k++) {
+                        c.argv[c.argc++] = reqs[i].codes[k];
+                        call_num(&c, (long long)reqs[i].limit[k]);
+                        call_num(&c, (long long)reqs[i].customer_limit[k]);
+                }
+        }
+        return call_append(&c, rc);
+}
+
+/* Interprets the reserve script's reply for reqs; takes r. */
+static po_err_t reserve_result(redisContext *rc, redisReply *r, po_usage_req_t *reqs,
+                               size_t n, char *errstr, size_t errstr_size)
+{
+        po_err_t err = script_result(rc, r, n, errstr, errstr_size);
+        size_t i;
+
+        if (err)
+                return err;
+        for (i = 0; i < n; i++)
+                reqs[i].granted = r->element[1 + i]->integer == 1;
+        freeReplyObject(r);
+        return PO_OK;
+}
+
+po_err_t po_usage_reserve_many_reply(redisContext *rc, po_usage_req_t *reqs, size_t n,
+                                     char *errstr, size_t errstr_size)
+{
+        redisReply *r = NULL;
+
+        if (redisGetReply(rc, (void **)&r) != REDIS_OK)
+                return po_redis_fail(rc, NULL, errstr, errstr_size);
+        return reserve_result(rc, r, reqs, n, errstr, errstr_size);
 }
 
 /* Whether r says that Redis does not have the script (it restarted, or
@@ -424,33 +575,44 @@ static int noscript(const redisReply *r)
         return r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
 }
 
-/* The reply to a script call just queued on rc, NULL on a connection
- * error. When Redis no longer has the script and may_retry, *retry = 1: the
- * script is loaded again (sha) and the caller sends the call once more. */
-static redisReply *script_reply(redisContext *rc, const char *script, char *sha,
-                                int may_retry, int *retry)
+/* One order's call, synchronously: appended by append (the read or the
+ * reserve), its reply read; when Redis no longer has the script, it is
+ * loaded again (sha) and the call sent once more. NULL on a connection
+ * error. */
+static redisReply *call_one(po_usage_t *u, redisContext *rc, const po_usage_req_t *q,
+                            int (*append)(const po_usage_t *, redisContext *,
+                                          const po_usage_req_t *, size_t),
+                            const char *script, char *sha)
 {
         redisReply *r = NULL;
+        int tries;
 
-        *retry = 0;
-        if (redisGetReply(rc, (void **)&r) != REDIS_OK)
-                return NULL;
-        if (!may_retry || !noscript(r))
-                return r;
-        freeReplyObject(r);
-        load_script(rc, script, sha);
-        *retry = 1;
+        for (tries = 0; tries < 2; tries++) {
+                if (append(u, rc, q, 1) || redisGetReply(rc, (void **)&r) != REDIS_OK)
+                        return NULL;
+                if (tries > 0 || !noscript(r))
+                        return r;
+                freeReplyObject(r);
+                load_script(rc, script, sha);
+        }
         return NULL;
+}
+
+int po_usage_read_append(const po_usage_t *u, redisContext *rc, const char *order_id,
+                         const char *customer, const char *const *codes, size_t n)
+{
+        po_usage_req_t q = {
+            .order_id = order_id, .customer = customer, .codes = codes, .n = n};
+
+        return po_usage_read_many_append(u, rc, &q, 1);
 }
 
 po_err_t po_usage_read_reply(redisContext *rc, size_t n, int64_t *total,
                              int64_t *by_customer, char *errstr, size_t errstr_size)
 {
-        redisReply *r = NULL;
+        po_usage_req_t q = {.n = n, .total = total, .by_customer = by_customer};
 
-        if (redisGetReply(rc, (void **)&r) != REDIS_OK)
-                return po_redis_fail(rc, NULL, errstr, errstr_size);
-        return read_reply(rc, r, n, total, by_customer, errstr, errstr_size);
+        return po_usage_read_many_reply(rc, &q, 1, errstr, errstr_size);
 }
 
 po_err_t po_usage_read(po_usage_t *u, redisContext *rc, const char *order_id,
@@ -458,71 +620,47 @@ po_err_t po_usage_read(po_usage_t *u, redisContext *rc, const char *order_id,
                        int64_t *total, int64_t *by_customer, char *errstr,
                        size_t errstr_size)
 {
-        redisReply *r = NULL;
-        int tries, retry = 0;
+        po_usage_req_t q = {.order_id = order_id,
+                            .customer = customer,
+                            .codes = codes,
+                            .n = n,
+                            .total = total,
+                            .by_customer = by_customer};
+        redisReply *r;
 
         if (n > 64) {
                 snprintf(errstr, errstr_size, "too many codes");
                 return PO_ERR_INVALID_ARG;
         }
-        for (tries = 0; tries == 0 || retry; tries++) {
-                if (po_usage_read_append(u, rc, order_id, customer, codes, n))
-                        return po_redis_fail(rc, NULL, errstr, errstr_size);
-                r = script_reply(rc, read_lua, u->read_sha, tries == 0, &retry);
-        }
+        r = call_one(u, rc, &q, po_usage_read_many_append, read_lua, u->read_sha);
         if (!r)
                 return po_redis_fail(rc, NULL, errstr, errstr_size);
-        return read_reply(rc, r, n, total, by_customer, errstr, errstr_size);
+        return read_result(rc, r, &q, 1, errstr, errstr_size);
 }
 
 int po_usage_reserve_append(const po_usage_t *u, redisContext *rc, const char *order_id,
                             const char *customer, const char *const *codes,
                             const int64_t *limit, const int64_t *customer_limit, size_t n)
 {
-        char nums[2 * 20][24], ttl[24];
-        const char *argv[8 + 3 * 20];
-        size_t k, i;
+        po_usage_req_t q = {.order_id = order_id,
+                            .customer = customer,
+                            .codes = codes,
+                            .n = n,
+                            .limit = limit,
+                            .customer_limit = customer_limit};
 
-        if (n > 20)
-                return -1;
-        snprintf(ttl, sizeof(ttl), "%d", PO_USAGE_RESV_TTL_S);
-        k = eval_head(argv, reserve_lua, u->reserve_sha, u, order_id, customer);
-        argv[k++] = ttl;
-        for (i = 0; i < n; i++) {
-                snprintf(nums[2 * i], sizeof(nums[0]), "%lld", (long long)limit[i]);
-                snprintf(nums[2 * i + 1], sizeof(nums[0]), "%lld",
-                         (long long)customer_limit[i]);
-                argv[k++] = codes[i];
-                argv[k++] = nums[2 * i];
-                argv[k++] = nums[2 * i + 1];
-        }
-        return redisAppendCommandArgv(rc, (int)k, argv, NULL) == REDIS_OK ? 0 : -1;
-}
-
-/* Interprets the reply of reserve_lua; takes r. */
-static po_err_t reserve_result(redisContext *rc, redisReply *r, int *granted,
-                               char *errstr, size_t errstr_size)
-{
-        if (!r || r->type != REDIS_REPLY_INTEGER)
-                return po_redis_fail(rc, r, errstr, errstr_size);
-        if (r->integer < 0) {
-                freeReplyObject(r);
-                snprintf(errstr, errstr_size, "usage counters are being rebuilt");
-                return PO_ERR_TIMEOUT;
-        }
-        *granted = r->integer == 1;
-        freeReplyObject(r);
-        return PO_OK;
+        return po_usage_reserve_many_append(u, rc, &q, 1);
 }
 
 po_err_t po_usage_reserve_reply(redisContext *rc, int *granted, char *errstr,
                                 size_t errstr_size)
 {
-        redisReply *r = NULL;
+        po_usage_req_t q = {.n = 0};
+        po_err_t err = po_usage_reserve_many_reply(rc, &q, 1, errstr, errstr_size);
 
-        if (redisGetReply(rc, (void **)&r) != REDIS_OK)
-                return po_redis_fail(rc, NULL, errstr, errstr_size);
-        return reserve_result(rc, r, granted, errstr, errstr_size);
+        if (!err)
+                *granted = q.granted;
+        return err;
 }
 
 po_err_t po_usage_reserve(po_usage_t *u, redisContext *rc, const char *order_id,
@@ -530,20 +668,25 @@ po_err_t po_usage_reserve(po_usage_t *u, redisContext *rc, const char *order_id,
                           const int64_t *limit, const int64_t *customer_limit, size_t n,
                           int *granted, char *errstr, size_t errstr_size)
 {
-        redisReply *r = NULL;
-        int tries, retry = 0;
+        po_usage_req_t q = {.order_id = order_id,
+                            .customer = customer,
+                            .codes = codes,
+                            .n = n,
+                            .limit = limit,
+                            .customer_limit = customer_limit};
+        redisReply *r;
+        po_err_t err;
 
         if (n > 20) {
                 snprintf(errstr, errstr_size, "too many codes");
                 return PO_ERR_INVALID_ARG;
         }
-        for (tries = 0; tries == 0 || retry; tries++) {
-                if (po_usage_reserve_append(u, rc, order_id, customer, codes, limit,
-                                            customer_limit, n))
-                        return po_redis_fail(rc, NULL, errstr, errstr_size);
-                r = script_reply(rc, reserve_lua, u->reserve_sha, tries == 0, &retry);
-        }
+        r = call_one(u, rc, &q, po_usage_reserve_many_append, reserve_lua,
+                     u->reserve_sha);
         if (!r)
                 return po_redis_fail(rc, NULL, errstr, errstr_size);
-        return reserve_result(rc, r, granted, errstr, errstr_size);
+        err = reserve_result(rc, r, &q, 1, errstr, errstr_size);
+        if (!err)
+                *granted = q.granted;
+        return err;
 }

@@ -92,6 +92,10 @@ typedef struct validator {
         /* The group of the stage's last poll (prepare). */
         group_slot_t *slots;
         size_t nslots, cap_slots, next_slot;
+        /* The group's usage calls: one request per order, slot index of
+         * each; sent PO_USAGE_GROUP_MAX orders per script call. */
+        po_usage_req_t *ureq;
+        size_t *ureq_slot;
         char group_marker[96];
         po_refbatch_t refs;
 } validator_t;
@@ -932,10 +936,30 @@ static int group_add(validator_t *v, group_slot_t *s)
         return bad ? -1 : 0;
 }
 
+/* Queues the usage calls of the group's first nq requests (v->ureq),
+ * PO_USAGE_GROUP_MAX orders per script call, with append. Returns how many
+ * requests were queued (a call that could not be queued ends the queue:
+ * its orders and the ones after it are left to process). */
+static size_t usage_calls(validator_t *v, size_t nq,
+                          int (*append)(const po_usage_t *, redisContext *,
+                                        const po_usage_req_t *, size_t))
+{
+        size_t i;
+
+        for (i = 0; i < nq; i += PO_USAGE_GROUP_MAX) {
+                size_t m = nq - i < PO_USAGE_GROUP_MAX ? nq - i : PO_USAGE_GROUP_MAX;
+
+                if (append(&v->usage, v->rc, &v->ureq[i], m))
+                        return i;
+        }
+        return nq;
+}
+
 /* Plans each prefetched order's first round (its reference data and usage
  * counts all came from the prefetch) and sends the reservations it wants in
- * one pipeline, in the group's order, as process would have sent them one
- * by one. process takes the answer when its first round wants the same
+ * one script call per PO_USAGE_GROUP_MAX orders, in the group's order,
+ * which reserves them in turn as process would have one by one, each order
+ * all or nothing. process takes the answer when its first round wants the same
  * codes (it always does: same inputs, same pricing); a refusal is priced
  * again there, as before. A reply not read (the connection broke) leaves
  * process to reserve on its own: a reservation is idempotent per order and
@@ -945,8 +969,7 @@ static int group_add(validator_t *v, group_slot_t *s)
 static void prereserve(validator_t *v, size_t fills)
 {
         char errstr[512];
-        size_t i;
-        int granted = 0;
+        size_t i, nq = 0;
 
         for (i = 0; i < v->nslots; i++) {
                 group_slot_t *s = &v->slots[i];
@@ -962,29 +985,35 @@ static void prereserve(validator_t *v, size_t fills)
                 s->order = tmp.order;
                 if (e != PO_OK || s->pre_n == 0)
                         continue;
-                if (po_usage_reserve_append(
-                        &v->usage, v->rc, s->order.order_id,
-                        s->order.has_customer ? s->order.customer_id : NULL, s->pre_codes,
-                        s->pre_lim, s->pre_clim, s->pre_n))
-                        break;
-                s->pre = 2; /* queued */
+                memset(&v->ureq[nq], 0, sizeof(v->ureq[nq]));
+                v->ureq[nq].order_id = s->order.order_id;
+                v->ureq[nq].customer =
+                    s->order.has_customer ? s->order.customer_id : NULL;
+                v->ureq[nq].codes = s->pre_codes;
+                v->ureq[nq].n = s->pre_n;
+                v->ureq[nq].limit = s->pre_lim;
+                v->ureq[nq].customer_limit = s->pre_clim;
+                v->ureq_slot[nq++] = i;
         }
+        nq = usage_calls(v, nq, po_usage_reserve_many_append);
         /* The group's cache fills went out with the reservations. */
         po_refdata_drain_puts(v->rc, fills);
-        for (i = 0; i < v->nslots; i++) {
-                group_slot_t *s = &v->slots[i];
+        for (i = 0; i < nq; i += PO_USAGE_GROUP_MAX) {
+                size_t k, m = nq - i < PO_USAGE_GROUP_MAX ? nq - i : PO_USAGE_GROUP_MAX;
 
-                if (s->pre != 2)
-                        continue;
-                s->pre = 0;
                 if (v->rc->err)
+                        break;
+                if (po_usage_reserve_many_reply(v->rc, &v->ureq[i], m, errstr,
+                                                sizeof(errstr)) != PO_OK) {
+                        if (v->rc->err)
+                                po_log_warn("group reservations: %s", errstr);
                         continue;
-                if (po_usage_reserve_reply(v->rc, &granted, errstr, sizeof(errstr)) ==
-                    PO_OK) {
+                }
+                for (k = i; k < i + m; k++) {
+                        group_slot_t *s = &v->slots[v->ureq_slot[k]];
+
                         s->pre = 1;
-                        s->pre_granted = granted;
-                } else if (v->rc->err) {
-                        po_log_warn("group reservations: %s", errstr);
+                        s->pre_granted = v->ureq[k].granted;
                 }
         }
 }
@@ -1000,17 +1029,27 @@ static void prepare(po_stage_t *st, rd_kafka_message_t *const *msgs, size_t n,
 {
         validator_t *v = opaque;
         char errstr[512];
-        size_t i, fills;
+        size_t i, fills, nq;
         int fetch;
 
         (void)st;
         group_reset(v);
         if (n > v->cap_slots) {
                 group_slot_t *s = realloc(v->slots, n * sizeof(*s));
+                po_usage_req_t *q;
+                size_t *qs;
 
                 if (!s)
                         return;
                 v->slots = s;
+                q = realloc(v->ureq, n * sizeof(*q));
+                if (!q)
+                        return;
+                v->ureq = q;
+                qs = realloc(v->ureq_slot, n * sizeof(*qs));
+                if (!qs)
+                        return;
+                v->ureq_slot = qs;
                 v->cap_slots = n;
         }
         fetch = redis_ok(v, errstr, sizeof(errstr));
@@ -1026,26 +1065,34 @@ static void prepare(po_stage_t *st, rd_kafka_message_t *const *msgs, size_t n,
                 return;
         po_refbatch_append(&v->refs, v->rc);
         snprintf(v->group_marker, sizeof(v->group_marker), "%s", v->usage.marker);
+        nq = 0;
         for (i = 0; v->group_marker[0] && i < v->nslots; i++) {
                 group_slot_t *s = &v->slots[i];
 
-                if (s->ncodes && po_usage_read_append(
-                                     &v->usage, v->rc, s->order.order_id,
-                                     s->order.has_customer ? s->order.customer_id : NULL,
-                                     s->codes, s->ncodes) == 0)
-                        s->usage_ok = 1; /* once its reply is read */
+                if (!s->ncodes)
+                        continue;
+                memset(&v->ureq[nq], 0, sizeof(v->ureq[nq]));
+                v->ureq[nq].order_id = s->order.order_id;
+                v->ureq[nq].customer =
+                    s->order.has_customer ? s->order.customer_id : NULL;
+                v->ureq[nq].codes = s->codes;
+                v->ureq[nq].n = s->ncodes;
+                v->ureq[nq].total = s->total;
+                v->ureq[nq].by_customer = s->bycust;
+                v->ureq_slot[nq++] = i;
         }
+        nq = usage_calls(v, nq, po_usage_read_many_append);
         if (po_refbatch_read(&v->refs, v->rc, &v->stats, errstr, sizeof(errstr)))
                 goto broken;
-        for (i = 0; v->group_marker[0] && i < v->nslots; i++) {
-                group_slot_t *s = &v->slots[i];
+        for (i = 0; i < nq; i += PO_USAGE_GROUP_MAX) {
+                size_t k, m = nq - i < PO_USAGE_GROUP_MAX ? nq - i : PO_USAGE_GROUP_MAX;
+                int ok = po_usage_read_many_reply(v->rc, &v->ureq[i], m, errstr,
+                                                  sizeof(errstr)) == PO_OK;
 
-                if (!s->usage_ok)
-                        continue;
-                s->usage_ok = po_usage_read_reply(v->rc, s->ncodes, s->total, s->bycust,
-                                                  errstr, sizeof(errstr)) == PO_OK;
-                if (!s->usage_ok && v->rc->err)
+                if (!ok && v->rc->err)
                         goto broken;
+                for (k = i; k < i + m; k++)
+                        v->slots[v->ureq_slot[k]].usage_ok = ok;
         }
         fills = po_refbatch_fill(
             &v->refs, v->rc, pg_ok(v, errstr, sizeof(errstr)) ? v->pg : NULL, &v->stats);
@@ -1207,6 +1254,8 @@ out:
         free(v.batch);
         group_reset(&v);
         free(v.slots);
+        free(v.ureq);
+        free(v.ureq_slot);
         po_refbatch_release(&v.refs);
         if (v.ref) {
                 rd_kafka_consumer_close(v.ref);

@@ -128,6 +128,154 @@ START_TEST(scripts_by_sha_survive_a_script_flush)
 }
 END_TEST
 
+/* The validator's group calls (po_usage_*_many) answer exactly as one call
+ * per order in the same sequence: the same grants and refusals (total and
+ * per-customer limits, anonymous customers, an order sent again granted
+ * without counting twice), the same counts read, the same counters. Side
+ * A goes in one script call each way, side B one order at a time, on
+ * codes of their own. */
+START_TEST(a_group_call_answers_as_one_call_per_order)
+{
+        enum { NORD = 60, NCODE = 3 };
+        char code[2][NCODE][64], order[NORD][64], cust[5][64], errstr[256];
+        const char *codes[2][NORD][NCODE], *custs[NORD];
+        int64_t lim[NORD][NCODE], clim[NORD][NCODE];
+        int64_t t[2][NORD][NCODE], u[2][NORD][NCODE];
+        static const int64_t code_lim[NCODE] = {5, -1, 3}, code_clim[NCODE] = {-1, 1, 2};
+        po_usage_req_t reqs[PO_USAGE_GROUP_MAX + 1];
+        size_t n[NORD];
+        int granted[2][NORD], grants = 0, side, j, k;
+        unsigned lcg = 12345;
+        po_usage_t usage, moved;
+        redisContext *rc;
+        PGconn *pg;
+
+        for (side = 0; side < 2; side++)
+                for (k = 0; k < NCODE; k++)
+                        snprintf(code[side][k], sizeof(code[0][0]), "UG%c%d-%s",
+                                 side ? 'B' : 'A', k, run);
+        for (k = 0; k < 5; k++)
+                snprintf(cust[k], sizeof(cust[0]), "ug-c%d-%s", k, run);
+        for (j = 0; j < NORD; j++) {
+                int base = j >= 50 ? j - 50 : j; /* the last ten: sent again */
+                unsigned bits;
+
+                lcg = lcg * 1103515245u + 12345u;
+                bits = j >= 50 ? 0 : (lcg >> 16) % 7 + 1; /* 1..7: a non-empty subset */
+                snprintf(order[j], sizeof(order[0]), "ug-o%d-%s", base, run);
+                custs[j] = base % 6 == 5 ? NULL : cust[base % 6];
+                if (j >= 50) {
+                        n[j] = n[base];
+                        for (side = 0; side < 2; side++)
+                                memcpy(codes[side][j], codes[side][base],
+                                       sizeof(codes[0][0]));
+                        memcpy(lim[j], lim[base], sizeof(lim[0]));
+                        memcpy(clim[j], clim[base], sizeof(clim[0]));
+                        continue;
+                }
+                n[j] = 0;
+                for (k = 0; k < NCODE; k++)
+                        if (bits & (1u << k)) {
+                                codes[0][j][n[j]] = code[0][k];
+                                codes[1][j][n[j]] = code[1][k];
+                                lim[j][n[j]] = code_lim[k];
+                                clim[j][n[j]] = code_clim[k];
+                                n[j]++;
+                        }
+        }
+        pg = PQconnectdb(cfg.pg_dsn);
+        ck_assert_msg(PQstatus(pg) == CONNECTION_OK, "%s", PQerrorMessage(pg));
+        rc = redisConnect(cfg.redis_host, cfg.redis_port);
+        ck_assert(rc && !rc->err);
+        po_usage_init(&usage);
+        ck_assert_msg(po_usage_ready(&usage, rc, pg, 10000, errstr, sizeof(errstr)) ==
+                          PO_OK,
+                      "%s", errstr);
+
+        /* Reservations: A in one call, B one by one. */
+        for (j = 0; j < NORD; j++) {
+                memset(&reqs[j], 0, sizeof(reqs[j]));
+                reqs[j].order_id = order[j];
+                reqs[j].customer = custs[j];
+                reqs[j].codes = codes[0][j];
+                reqs[j].n = n[j];
+                reqs[j].limit = lim[j];
+                reqs[j].customer_limit = clim[j];
+        }
+        ck_assert_int_eq(po_usage_reserve_many_append(&usage, rc, reqs, NORD), 0);
+        ck_assert_msg(
+            po_usage_reserve_many_reply(rc, reqs, NORD, errstr, sizeof(errstr)) == PO_OK,
+            "%s", errstr);
+        for (j = 0; j < NORD; j++) {
+                granted[0][j] = reqs[j].granted;
+                ck_assert_msg(po_usage_reserve(&usage, rc, order[j], custs[j],
+                                               codes[1][j], lim[j], clim[j], n[j],
+                                               &granted[1][j], errstr,
+                                               sizeof(errstr)) == PO_OK,
+                              "%s", errstr);
+                ck_assert_msg(granted[0][j] == granted[1][j],
+                              "order %d: %d in the group, %d alone", j, granted[0][j],
+                              granted[1][j]);
+                grants += granted[0][j];
+                if (j >= 50)
+                        ck_assert_int_eq(granted[0][j], granted[0][j - 50]);
+        }
+        ck_assert_msg(grants > 10 && grants < 50, "%d grants: not a test of the limits",
+                      grants);
+        for (k = 0; k < NCODE; k++)
+                ck_assert_int_eq(total(rc, code[0][k]), total(rc, code[1][k]));
+        ck_assert_int_eq(total(rc, code[0][0]), 5); /* limit reached, not passed */
+
+        /* Reads: the same counts, each order's own reservation left out. */
+        for (j = 0; j < NORD; j++) {
+                reqs[j].codes = codes[0][j];
+                reqs[j].total = t[0][j];
+                reqs[j].by_customer = u[0][j];
+        }
+        ck_assert_int_eq(po_usage_read_many_append(&usage, rc, reqs, NORD), 0);
+        ck_assert_msg(po_usage_read_many_reply(rc, reqs, NORD, errstr, sizeof(errstr)) ==
+                          PO_OK,
+                      "%s", errstr);
+        for (j = 0; j < NORD; j++) {
+                ck_assert_msg(po_usage_read(&usage, rc, order[j], custs[j], codes[1][j],
+                                            n[j], t[1][j], u[1][j], errstr,
+                                            sizeof(errstr)) == PO_OK,
+                              "%s", errstr);
+                for (k = 0; k < (int)n[j]; k++) {
+                        ck_assert_int_eq(t[0][j][k], t[1][j][k]);
+                        ck_assert_int_eq(u[0][j][k], u[1][j][k]);
+                }
+        }
+
+        /* A marker that moved: the whole call says so, nothing reserved. */
+        moved = usage;
+        snprintf(moved.marker, sizeof(moved.marker), "moved");
+        ck_assert_int_eq(po_usage_reserve_many_append(&moved, rc, reqs, 2), 0);
+        ck_assert_int_eq(po_usage_reserve_many_reply(rc, reqs, 2, errstr, sizeof(errstr)),
+                         PO_ERR_TIMEOUT);
+        /* Bounds: no empty call, none of more than PO_USAGE_GROUP_MAX. */
+        ck_assert_int_eq(po_usage_read_many_append(&usage, rc, reqs, 0), -1);
+        for (j = NORD; j <= PO_USAGE_GROUP_MAX; j++)
+                reqs[j] = reqs[0];
+        ck_assert_int_eq(
+            po_usage_read_many_append(&usage, rc, reqs, PO_USAGE_GROUP_MAX + 1), -1);
+        ck_assert_int_eq(total(rc, code[0][0]), 5);
+
+        for (side = 0; side < 2; side++)
+                for (k = 0; k < NCODE; k++) {
+                        freeReplyObject(redisCommand(rc,
+                                                     "DEL promo:usage:total:%s "
+                                                     "promo:usage:cust:%s",
+                                                     code[side][k], code[side][k]));
+                        for (j = 0; j < 50; j++)
+                                freeReplyObject(redisCommand(rc, "DEL promo:resv:%s:%s",
+                                                             order[j], code[side][k]));
+                }
+        redisFree(rc);
+        PQfinish(pg);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("usage");
@@ -141,6 +289,7 @@ int main(void)
         snprintf(run, sizeof(run), "%ld_%d", (long)time(NULL) % 100000000, (int)getpid());
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, scripts_by_sha_survive_a_script_flush);
+        tcase_add_test(tc, a_group_call_answers_as_one_call_per_order);
         suite_add_tcase(s, tc);
         return it_run_suite(s);
 }

@@ -96,6 +96,38 @@ int po_usage_reserve_append(const po_usage_t *u, redisContext *rc, const char *o
 po_err_t po_usage_reserve_reply(redisContext *rc, int *granted, char *errstr,
                                 size_t errstr_size);
 
+/* The reads or reservations of many orders in one script call (the
+ * validator's group). A request is one order: what the single-order calls
+ * above take, and their answers. */
+#define PO_USAGE_GROUP_MAX 64 /* orders per call: Redis runs a call whole */
+
+typedef struct po_usage_req {
+        const char *order_id;
+        const char *customer; /* NULL = anonymous */
+        const char *const *codes;
+        size_t n; /* codes: at most 64 (read), 20 (reserve) */
+        const int64_t *limit, *customer_limit; /* reserve: n each, -1 = none */
+        int64_t *total, *by_customer;          /* read: n each, out */
+        int granted;                           /* reserve: out */
+} po_usage_req_t;
+
+/* Queues one call for reqs[0..n) on rc (nothing is sent yet). Returns 0,
+ * -1 when n is 0 or more than PO_USAGE_GROUP_MAX, an order has too many
+ * codes, or out of memory (nothing queued). */
+int po_usage_read_many_append(const po_usage_t *u, redisContext *rc,
+                              const po_usage_req_t *reqs, size_t n);
+int po_usage_reserve_many_append(const po_usage_t *u, redisContext *rc,
+                                 const po_usage_req_t *reqs, size_t n);
+/* Reads the reply of the call, in pipeline order, into reqs' outputs (the
+ * reservations: each order all or nothing, in turn, as one call per order
+ * would). Returns as po_usage_read, for the whole call; a NOSCRIPT reply
+ * is PO_ERR_DEPENDENCY (the caller falls back to the single calls, which
+ * load the script again). */
+po_err_t po_usage_read_many_reply(redisContext *rc, po_usage_req_t *reqs, size_t n,
+                                  char *errstr, size_t errstr_size);
+po_err_t po_usage_reserve_many_reply(redisContext *rc, po_usage_req_t *reqs, size_t n,
+                                     char *errstr, size_t errstr_size);
+
 /* Whether Redis still holds marker (for the batch check). Returns 1 yes, 0
  * no, -1 on a Redis error. */
 int po_usage_marker_holds(redisContext *rc, const char *marker);
