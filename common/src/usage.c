@@ -505,14 +505,24 @@ static po_err_t read_result(redisContext *rc, redisReply *r, po_usage_req_t *req
         return PO_OK;
 }
 
-po_err_t po_usage_read_many_reply(redisContext *rc, po_usage_req_t *reqs, size_t n,
-                                  char *errstr, size_t errstr_size)
+typedef po_err_t (*result_fn)(redisContext *, redisReply *, po_usage_req_t *, size_t,
+                              char *, size_t);
+
+/* Reads the next reply on rc and interprets it with result. */
+static po_err_t next_result(redisContext *rc, result_fn result, po_usage_req_t *reqs,
+                            size_t n, char *errstr, size_t errstr_size)
 {
         redisReply *r = NULL;
 
         if (redisGetReply(rc, (void **)&r) != REDIS_OK)
                 return po_redis_fail(rc, NULL, errstr, errstr_size);
-        return read_result(rc, r, reqs, n, errstr, errstr_size);
+        return result(rc, r, reqs, n, errstr, errstr_size);
+}
+
+po_err_t po_usage_read_many_reply(redisContext *rc, po_usage_req_t *reqs, size_t n,
+                                  char *errstr, size_t errstr_size)
+{
+        return next_result(rc, read_result, reqs, n, errstr, errstr_size);
 }
 
 int po_usage_reserve_many_append(const po_usage_t *u, redisContext *rc,
@@ -561,11 +571,7 @@ static po_err_t reserve_result(redisContext *rc, redisReply *r, po_usage_req_t *
 po_err_t po_usage_reserve_many_reply(redisContext *rc, po_usage_req_t *reqs, size_t n,
                                      char *errstr, size_t errstr_size)
 {
-        redisReply *r = NULL;
-
-        if (redisGetReply(rc, (void **)&r) != REDIS_OK)
-                return po_redis_fail(rc, NULL, errstr, errstr_size);
-        return reserve_result(rc, r, reqs, n, errstr, errstr_size);
+        return next_result(rc, reserve_result, reqs, n, errstr, errstr_size);
 }
 
 /* Whether r says that Redis does not have the script (it restarted, or

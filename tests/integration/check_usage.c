@@ -47,6 +47,21 @@ static int reserve(po_usage_t *u, redisContext *rc, const char *order, const cha
         return granted;
 }
 
+/* Connects to PostgreSQL and Redis and makes the counters ready. */
+static void connect_ready(PGconn **pg, redisContext **rc, po_usage_t *usage)
+{
+        char errstr[256];
+
+        *pg = PQconnectdb(cfg.pg_dsn);
+        ck_assert_msg(PQstatus(*pg) == CONNECTION_OK, "%s", PQerrorMessage(*pg));
+        *rc = redisConnect(cfg.redis_host, cfg.redis_port);
+        ck_assert(*rc && !(*rc)->err);
+        po_usage_init(usage);
+        ck_assert_msg(po_usage_ready(usage, *rc, *pg, 10000, errstr, sizeof(errstr)) ==
+                          PO_OK,
+                      "%s", errstr);
+}
+
 START_TEST(scripts_by_sha_survive_a_script_flush)
 {
         char code[64], order1[64], order2[64], cust[64], errstr[256];
@@ -64,14 +79,7 @@ START_TEST(scripts_by_sha_survive_a_script_flush)
         snprintf(order2, sizeof(order2), "usage-o2-%s", run);
         snprintf(cust, sizeof(cust), "usage-c-%s", run);
         codes[0] = code;
-        pg = PQconnectdb(cfg.pg_dsn);
-        ck_assert_msg(PQstatus(pg) == CONNECTION_OK, "%s", PQerrorMessage(pg));
-        rc = redisConnect(cfg.redis_host, cfg.redis_port);
-        ck_assert(rc && !rc->err);
-        po_usage_init(&usage);
-        ck_assert_msg(po_usage_ready(&usage, rc, pg, 10000, errstr, sizeof(errstr)) ==
-                          PO_OK,
-                      "%s", errstr);
+        connect_ready(&pg, &rc, &usage);
         ck_assert_uint_eq(strlen(usage.read_sha), 40);
         ck_assert_uint_eq(strlen(usage.reserve_sha), 40);
 
@@ -183,14 +191,7 @@ START_TEST(a_group_call_answers_as_one_call_per_order)
                                 n[j]++;
                         }
         }
-        pg = PQconnectdb(cfg.pg_dsn);
-        ck_assert_msg(PQstatus(pg) == CONNECTION_OK, "%s", PQerrorMessage(pg));
-        rc = redisConnect(cfg.redis_host, cfg.redis_port);
-        ck_assert(rc && !rc->err);
-        po_usage_init(&usage);
-        ck_assert_msg(po_usage_ready(&usage, rc, pg, 10000, errstr, sizeof(errstr)) ==
-                          PO_OK,
-                      "%s", errstr);
+        connect_ready(&pg, &rc, &usage);
 
         /* Reservations: A in one call, B one by one. */
         for (j = 0; j < NORD; j++) {
