@@ -849,11 +849,10 @@ static void wire_opt_list(po_wire_t *w, const po_str_list_t *l)
         po_wire_long(w, l->present != 0);
         if (!l->present)
                 return;
-        if (l->count)
-                po_wire_long(w, (int64_t)l->count);
+        po_wire_block(w, l->count);
         for (i = 0; i < l->count; i++)
                 wire_pstr(w, l->items[i]);
-        po_wire_long(w, 0);
+        po_wire_block_end(w);
 }
 
 static void wire_opt_instant(po_wire_t *w, int has, po_instant_t t)
@@ -909,12 +908,12 @@ static void wire_codedef(po_wire_t *w, const po_codedef_t *cd)
         if (d->tier_value_count) {
                 if (tiers_repeat(d))
                         w->fallback = 1;
-                po_wire_long(w, (int64_t)d->tier_value_count);
+                po_wire_block(w, d->tier_value_count);
                 for (i = 0; i < d->tier_value_count; i++) {
                         wire_pstr(w, d->tier_values[i].tier);
                         po_wire_long(w, d->tier_values[i].value);
                 }
-                po_wire_long(w, 0);
+                po_wire_block_end(w);
         }
         wire_opt_list(w, &d->channels);
         po_wire_long(w, d->has_customer_id != 0);
@@ -949,16 +948,14 @@ static void wire_validated(po_wire_t *w, const void *what)
         po_order_wire(w, &val->order);
         po_wire_enum(w, (int)val->stacking, 2);
         po_wire_enum(w, (int)val->rounding, 2);
-        if (val->line_stock_count)
-                po_wire_long(w, (int64_t)val->line_stock_count);
+        po_wire_block(w, val->line_stock_count);
         for (i = 0; i < val->line_stock_count; i++) {
                 po_wire_cstr(w, val->line_stock[i].line_id);
                 po_wire_opt_long(w, val->line_stock[i].has_stock,
                                  val->line_stock[i].stock);
         }
-        po_wire_long(w, 0);
-        if (val->decision_count)
-                po_wire_long(w, (int64_t)val->decision_count);
+        po_wire_block_end(w);
+        po_wire_block(w, val->decision_count);
         for (i = 0; i < val->decision_count; i++) {
                 const po_decision_t *d = &val->decisions[i];
 
@@ -975,7 +972,7 @@ static void wire_validated(po_wire_t *w, const void *what)
                 po_wire_opt_cstr(w, d->tier);
                 po_wire_opt_cstr(w, d->reservation_id);
         }
-        po_wire_long(w, 0);
+        po_wire_block_end(w);
         po_wire_long(w, val->validated_at);
 }
 
@@ -995,8 +992,7 @@ static void wire_priced(po_wire_t *w, const void *what)
         po_wire_long(w, pr->tax_total);
         po_wire_long(w, pr->tax_total_before);
         po_wire_long(w, pr->grand_total);
-        if (pr->line_count)
-                po_wire_long(w, (int64_t)pr->line_count);
+        po_wire_block(w, pr->line_count);
         for (i = 0; i < pr->line_count; i++) {
                 const po_priced_line_t *l = &pr->lines[i];
 
@@ -1008,31 +1004,28 @@ static void wire_priced(po_wire_t *w, const void *what)
                 po_wire_long(w, l->total);
                 po_wire_bool(w, l->available);
         }
-        po_wire_long(w, 0);
-        if (pr->receipt_count)
-                po_wire_long(w, (int64_t)pr->receipt_count);
+        po_wire_block_end(w);
+        po_wire_block(w, pr->receipt_count);
         for (i = 0; i < pr->receipt_count; i++) {
                 const po_priced_receipt_t *r = &pr->receipt[i];
 
                 po_wire_cstr(w, r->code);
                 po_wire_cstr(w, r->description);
                 po_wire_long(w, r->amount);
-                if (r->allocation_count)
-                        po_wire_long(w, (int64_t)r->allocation_count);
+                po_wire_block(w, r->allocation_count);
                 for (j = 0; j < r->allocation_count; j++) {
                         po_wire_cstr(w, r->allocations[j].line_id);
                         po_wire_long(w, r->allocations[j].amount);
                 }
-                po_wire_long(w, 0);
+                po_wire_block_end(w);
         }
-        po_wire_long(w, 0);
-        if (pr->rejected_count)
-                po_wire_long(w, (int64_t)pr->rejected_count);
+        po_wire_block_end(w);
+        po_wire_block(w, pr->rejected_count);
         for (i = 0; i < pr->rejected_count; i++) {
                 po_wire_cstr(w, pr->rejected[i].code);
                 po_wire_cstr(w, pr->rejected[i].reason);
         }
-        po_wire_long(w, 0);
+        po_wire_block_end(w);
         po_wire_long(w, pr->priced_at);
 }
 

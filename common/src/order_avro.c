@@ -132,8 +132,7 @@ void po_order_wire(po_wire_t *w, const po_order_t *o)
         }
         po_wire_cstr_in(w, o->currency, sizeof(o->currency));
         po_wire_long(w, o->tax_mode == PO_TAX_INCLUSIVE);
-        if (o->line_count)
-                po_wire_long(w, (int64_t)o->line_count);
+        po_wire_block(w, o->line_count);
         for (i = 0; i < o->line_count; i++) {
                 const po_order_line_t *l = &o->lines[i];
 
@@ -145,12 +144,11 @@ void po_order_wire(po_wire_t *w, const po_order_t *o)
                 po_wire_long(w, l->tax_rate_ppm);
                 po_wire_opt_long(w, l->has_unit_cost, l->unit_cost);
         }
-        po_wire_long(w, 0);
-        if (o->code_count)
-                po_wire_long(w, (int64_t)o->code_count);
+        po_wire_block_end(w);
+        po_wire_block(w, o->code_count);
         for (i = 0; i < o->code_count; i++)
                 po_wire_cstr(w, o->codes[i]);
-        po_wire_long(w, 0);
+        po_wire_block_end(w);
         po_wire_long(w, o->placed_at_us);
         po_wire_long(w, o->received_at_us);
         for (i = 0; i < o->attr_count; i++)
@@ -160,13 +158,12 @@ void po_order_wire(po_wire_t *w, const po_order_t *o)
                 w->fallback = 1;
                 return;
         }
-        if (o->attr_count)
-                po_wire_long(w, (int64_t)o->attr_count);
+        po_wire_block(w, o->attr_count);
         for (i = 0; i < o->attr_count; i++) {
                 po_wire_cstr(w, o->attrs[i].key);
                 po_wire_cstr(w, o->attrs[i].value);
         }
-        po_wire_long(w, 0);
+        po_wire_block_end(w);
 }
 
 /* A string copied into the arena, NUL-terminated. */

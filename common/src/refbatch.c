@@ -280,7 +280,7 @@ size_t po_refbatch_fill(po_refbatch_t *b, redisContext *rc, PGconn *pg,
         const char *params[3];
         size_t pending = 0, nmiss = 0, i;
         PGresult *res;
-        int kind, row;
+        int kind, row, failed = 0;
 
         if (!pg)
                 return 0;
@@ -288,8 +288,9 @@ size_t po_refbatch_fill(po_refbatch_t *b, redisContext *rc, PGconn *pg,
                 po_dynbuf_init(&arr[kind], 16u << 20);
                 nmiss += miss_array(b, (po_refkind_t)kind, &arr[kind]);
                 params[kind] = arr[kind].data;
+                failed |= arr[kind].failed;
         }
-        if (nmiss == 0 || !params[0] || !params[1] || !params[2])
+        if (nmiss == 0 || failed)
                 goto out; /* nothing to ask (or out of memory: unresolved) */
         res = PQexecParams(pg, miss_sql, 3, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {

@@ -437,27 +437,45 @@ static void call_order(call_t *c, const po_usage_req_t *q)
         call_num(c, (long long)q->n);
 }
 
-int po_usage_read_many_append(const po_usage_t *u, redisContext *rc,
-                              const po_usage_req_t *reqs, size_t n)
+/* Queues one call of the read (reserve = 0) or the reserve script for
+ * reqs[0..n). Returns 0, -1 (nothing queued). */
+static int group_call(const po_usage_t *u, redisContext *rc, const po_usage_req_t *reqs,
+                      size_t n, int reserve)
 {
-        size_t args = 5, i, k;
+        size_t args = 5, nums = 0, i, k;
         call_t c;
 
         if (n == 0 || n > PO_USAGE_GROUP_MAX)
                 return -1;
         for (i = 0; i < n; i++) {
-                if (reqs[i].n > 64 || !reqs[i].order_id)
+                if (reqs[i].n > (reserve ? 20u : 64u) || !reqs[i].order_id)
                         return -1;
-                args += 3 + reqs[i].n;
+                args += 3 + (reserve ? 3 : 1) * reqs[i].n;
+                nums += 1 + (reserve ? 2 * reqs[i].n : 0);
         }
-        if (call_start(&c, args, n, read_lua, u->read_sha, u))
+        if (call_start(&c, args + (size_t)reserve, nums + (size_t)reserve,
+                       reserve ? reserve_lua : read_lua,
+                       reserve ? u->reserve_sha : u->read_sha, u))
                 return -1;
+        if (reserve)
+                call_num(&c, PO_USAGE_RESV_TTL_S);
         for (i = 0; i < n; i++) {
                 call_order(&c, &reqs[i]);
-                for (k = 0; k < reqs[i].n; k++)
+                for (k = 0; k < reqs[i].n; k++) {
                         c.argv[c.argc++] = reqs[i].codes[k];
+                        if (!reserve)
+                                continue;
+                        call_num(&c, (long long)reqs[i].limit[k]);
+                        call_num(&c, (long long)reqs[i].customer_limit[k]);
+                }
         }
         return call_append(&c, rc);
+}
+
+int po_usage_read_many_append(const po_usage_t *u, redisContext *rc,
+                              const po_usage_req_t *reqs, size_t n)
+{
+        return group_call(u, rc, reqs, n, 0);
 }
 
 /* The common head of both scripts' replies: an array whose first element
@@ -528,29 +546,7 @@ po_err_t po_usage_read_many_reply(redisContext *rc, po_usage_req_t *reqs, size_t
 int po_usage_reserve_many_append(const po_usage_t *u, redisContext *rc,
                                  const po_usage_req_t *reqs, size_t n)
 {
-        size_t args = 6, nums = 1, i, k;
-        call_t c;
-
-        if (n == 0 || n > PO_USAGE_GROUP_MAX)
-                return -1;
-        for (i = 0; i < n; i++) {
-                if (reqs[i].n > 20 || !reqs[i].order_id)
-                        return -1;
-                args += 3 + 3 * reqs[i].n;
-                nums += 1 + 2 * reqs[i].n;
-        }
-        if (call_start(&c, args, nums, reserve_lua, u->reserve_sha, u))
-                return -1;
-        call_num(&c, PO_USAGE_RESV_TTL_S);
-        for (i = 0; i < n; i++) {
-                call_order(&c, &reqs[i]);
-                for (k = 0; k < reqs[i].n; k++) {
-                        c.argv[c.argc++] = reqs[i].codes[k];
-                        call_num(&c, (long long)reqs[i].limit[k]);
-                        call_num(&c, (long long)reqs[i].customer_limit[k]);
-                }
-        }
-        return call_append(&c, rc);
+        return group_call(u, rc, reqs, n, 1);
 }
 
 /* Interprets the reserve script's reply for reqs; takes r. */

@@ -936,6 +936,23 @@ static int group_add(validator_t *v, group_slot_t *s)
         return bad ? -1 : 0;
 }
 
+/* The group's k-th usage request: the slot's order with codes[0..n); the
+ * caller sets what the call reads or reserves. */
+static po_usage_req_t *usage_req(validator_t *v, size_t k, size_t slot,
+                                 const char *const *codes, size_t n)
+{
+        const po_order_t *o = &v->slots[slot].order;
+        po_usage_req_t *q = &v->ureq[k];
+
+        memset(q, 0, sizeof(*q));
+        q->order_id = o->order_id;
+        q->customer = o->has_customer ? o->customer_id : NULL;
+        q->codes = codes;
+        q->n = n;
+        v->ureq_slot[k] = slot;
+        return q;
+}
+
 /* Queues the usage calls of the group's first nq requests (v->ureq),
  * PO_USAGE_GROUP_MAX orders per script call, with append. Returns how many
  * requests were queued (a call that could not be queued ends the queue:
@@ -970,6 +987,7 @@ static void prereserve(validator_t *v, size_t fills)
 {
         char errstr[512];
         size_t i, nq = 0;
+        po_usage_req_t *q;
 
         for (i = 0; i < v->nslots; i++) {
                 group_slot_t *s = &v->slots[i];
@@ -985,15 +1003,9 @@ static void prereserve(validator_t *v, size_t fills)
                 s->order = tmp.order;
                 if (e != PO_OK || s->pre_n == 0)
                         continue;
-                memset(&v->ureq[nq], 0, sizeof(v->ureq[nq]));
-                v->ureq[nq].order_id = s->order.order_id;
-                v->ureq[nq].customer =
-                    s->order.has_customer ? s->order.customer_id : NULL;
-                v->ureq[nq].codes = s->pre_codes;
-                v->ureq[nq].n = s->pre_n;
-                v->ureq[nq].limit = s->pre_lim;
-                v->ureq[nq].customer_limit = s->pre_clim;
-                v->ureq_slot[nq++] = i;
+                q = usage_req(v, nq++, i, s->pre_codes, s->pre_n);
+                q->limit = s->pre_lim;
+                q->customer_limit = s->pre_clim;
         }
         nq = usage_calls(v, nq, po_usage_reserve_many_append);
         /* The group's cache fills went out with the reservations. */
@@ -1030,22 +1042,23 @@ static void prepare(po_stage_t *st, rd_kafka_message_t *const *msgs, size_t n,
         validator_t *v = opaque;
         char errstr[512];
         size_t i, fills, nq;
+        po_usage_req_t *q;
         int fetch;
 
         (void)st;
         group_reset(v);
         if (n > v->cap_slots) {
                 group_slot_t *s = realloc(v->slots, n * sizeof(*s));
-                po_usage_req_t *q;
+                po_usage_req_t *qn;
                 size_t *qs;
 
                 if (!s)
                         return;
                 v->slots = s;
-                q = realloc(v->ureq, n * sizeof(*q));
-                if (!q)
+                qn = realloc(v->ureq, n * sizeof(*qn));
+                if (!qn)
                         return;
-                v->ureq = q;
+                v->ureq = qn;
                 qs = realloc(v->ureq_slot, n * sizeof(*qs));
                 if (!qs)
                         return;
@@ -1071,15 +1084,9 @@ static void prepare(po_stage_t *st, rd_kafka_message_t *const *msgs, size_t n,
 
                 if (!s->ncodes)
                         continue;
-                memset(&v->ureq[nq], 0, sizeof(v->ureq[nq]));
-                v->ureq[nq].order_id = s->order.order_id;
-                v->ureq[nq].customer =
-                    s->order.has_customer ? s->order.customer_id : NULL;
-                v->ureq[nq].codes = s->codes;
-                v->ureq[nq].n = s->ncodes;
-                v->ureq[nq].total = s->total;
-                v->ureq[nq].by_customer = s->bycust;
-                v->ureq_slot[nq++] = i;
+                q = usage_req(v, nq++, i, s->codes, s->ncodes);
+                q->total = s->total;
+                q->by_customer = s->bycust;
         }
         nq = usage_calls(v, nq, po_usage_read_many_append);
         if (po_refbatch_read(&v->refs, v->rc, &v->stats, errstr, sizeof(errstr)))

@@ -30,6 +30,34 @@ static void sql(PGconn *pg, const char *q)
         PQclear(r);
 }
 
+/* A connection whose search path is a new schema <name>_<run> holding a
+ * codes table as the migrations make it. */
+static PGconn *own_schema(const char *name)
+{
+        char dsn[1024], q[256];
+        PGconn *pg;
+
+        snprintf(dsn, sizeof(dsn), "%s options=-csearch_path=%s_%s", cfg.pg_dsn, name,
+                 run);
+        pg = PQconnectdb(dsn);
+        ck_assert_msg(PQstatus(pg) == CONNECTION_OK, "%s", PQerrorMessage(pg));
+        snprintf(q, sizeof(q), "CREATE SCHEMA %s_%s", name, run);
+        sql(pg, q);
+        sql(pg, "CREATE TABLE codes (code text PRIMARY KEY, definition jsonb NOT NULL, "
+                "status text NOT NULL, version bigint NOT NULL)");
+        return pg;
+}
+
+/* Drops own_schema's schema and closes the connection. */
+static void drop_schema(PGconn *pg, const char *name)
+{
+        char q[256];
+
+        snprintf(q, sizeof(q), "DROP SCHEMA %s_%s CASCADE", name, run);
+        sql(pg, q);
+        PQfinish(pg);
+}
+
 /* A code missing from Redis is read from PostgreSQL and its cache fill is
  * queued; then the customer's lookup fails (PostgreSQL lost between two
  * queries; here: no customers table in this schema). The fetch fails, and
@@ -37,7 +65,7 @@ static void sql(PGconn *pg, const char *q)
  * own reply, not the cache fill's. */
 START_TEST(failure_after_a_cache_fill_leaves_redis_in_step)
 {
-        char dsn[1024], code[64], cust[64], q[512], errstr[256];
+        char code[64], cust[64], q[512], errstr[256];
         const char *codes[1], *tier = NULL;
         po_codedef_t defs[1];
         int has_def[1] = {0}, crm_known = 0;
@@ -47,14 +75,7 @@ START_TEST(failure_after_a_cache_fill_leaves_redis_in_step)
         redisReply *r;
         PGconn *pg;
 
-        snprintf(dsn, sizeof(dsn), "%s options=-csearch_path=refdata_%s", cfg.pg_dsn,
-                 run);
-        pg = PQconnectdb(dsn);
-        ck_assert_msg(PQstatus(pg) == CONNECTION_OK, "%s", PQerrorMessage(pg));
-        snprintf(q, sizeof(q), "CREATE SCHEMA refdata_%s", run);
-        sql(pg, q);
-        sql(pg, "CREATE TABLE codes (code text PRIMARY KEY, definition jsonb NOT NULL, "
-                "status text NOT NULL, version bigint NOT NULL)");
+        pg = own_schema("refdata");
         snprintf(code, sizeof(code), "RD-%s", run);
         snprintf(cust, sizeof(cust), "rd-cust-%s", run);
         snprintf(q, sizeof(q),
@@ -90,9 +111,7 @@ START_TEST(failure_after_a_cache_fill_leaves_redis_in_step)
         freeReplyObject(r);
         redisFree(rc);
         po_arena_release(&arena);
-        snprintf(q, sizeof(q), "DROP SCHEMA refdata_%s CASCADE", run);
-        sql(pg, q);
-        PQfinish(pg);
+        drop_schema(pg, "refdata");
 }
 END_TEST
 
@@ -173,7 +192,7 @@ END_TEST
  * order's own fetch reports it) and is not cached as absent. */
 START_TEST(a_group_resolves_every_kind_of_miss_in_one_query)
 {
-        char dsn[1024], q[1024], id[8][64];
+        char q[1024], id[8][64];
         enum { CODE, NOCODE, BADCODE, GOLD, NOTIER, NOCUST, SKU, NOSKU };
         static const char *const key[] = {
             "promo:code:",     "promo:code:",     "promo:code:",  "promo:customer:",
@@ -192,14 +211,7 @@ START_TEST(a_group_resolves_every_kind_of_miss_in_one_query)
 
         for (i = 0; i < 8; i++)
                 snprintf(id[i], sizeof(id[i]), "RB%d-%s", i, run);
-        snprintf(dsn, sizeof(dsn), "%s options=-csearch_path=refbatch_%s", cfg.pg_dsn,
-                 run);
-        pg = PQconnectdb(dsn);
-        ck_assert_msg(PQstatus(pg) == CONNECTION_OK, "%s", PQerrorMessage(pg));
-        snprintf(q, sizeof(q), "CREATE SCHEMA refbatch_%s", run);
-        sql(pg, q);
-        sql(pg, "CREATE TABLE codes (code text PRIMARY KEY, definition jsonb NOT NULL, "
-                "status text NOT NULL, version bigint NOT NULL)");
+        pg = own_schema("refbatch");
         sql(pg, "CREATE TABLE customers (customer_id text PRIMARY KEY, tier text, "
                 "updated_at timestamptz NOT NULL DEFAULT now())");
         sql(pg, "CREATE TABLE inventory (sku text PRIMARY KEY, stock bigint NOT NULL, "
@@ -288,9 +300,7 @@ START_TEST(a_group_resolves_every_kind_of_miss_in_one_query)
                 freeReplyObject(redisCommand(rc, "DEL %s%s", key[i], id[i]));
         po_refbatch_release(&b);
         redisFree(rc);
-        snprintf(q, sizeof(q), "DROP SCHEMA refbatch_%s CASCADE", run);
-        sql(pg, q);
-        PQfinish(pg);
+        drop_schema(pg, "refbatch");
 }
 END_TEST
 

@@ -85,6 +85,19 @@ static inline void po_wire_long(po_wire_t *w, int64_t v)
         w->out->data[w->out->len] = '\0';
 }
 
+/* An array or map of n items as one block: its count before the items
+ * (nothing when empty), po_wire_block_end after them. */
+static inline void po_wire_block(po_wire_t *w, size_t n)
+{
+        if (n)
+                po_wire_long(w, (int64_t)n);
+}
+
+static inline void po_wire_block_end(po_wire_t *w)
+{
+        po_wire_long(w, 0);
+}
+
 /* s[0..n) as an Avro string: UTF-8 without NUL, or the generic path. */
 static inline void po_wire_str(po_wire_t *w, const char *s, size_t n)
 {
