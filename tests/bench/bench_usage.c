@@ -152,15 +152,21 @@ int main(int argc, char **argv)
                     redisCommand(rc, "DEL promo:usage:total:%s promo:usage:cust:%s",
                                  code[i], code[i]));
         for (way = 0; way < 2; way++)
-                for (g = 0; g < groups * per; g++)
-                        redisAppendCommand(rc, "DEL promo:resv:bu-%s-%d-%zu:%s", tag, way,
-                                           g, code[g % NCODES]);
+                for (g = 0; g < groups * per; g++) {
+                        char key[160];
+
+                        /* (hiredis's format knows no %zu) */
+                        snprintf(key, sizeof(key), "promo:resv:bu-%s-%d-%zu:%s", tag, way,
+                                 g, code[g % NCODES]);
+                        if (redisAppendCommand(rc, "DEL %s", key) != REDIS_OK)
+                                die("cleanup failed");
+                }
         for (way = 0; way < 2; way++)
                 for (g = 0; g < groups * per; g++) {
                         redisReply *r = NULL;
 
                         if (redisGetReply(rc, (void **)&r) != REDIS_OK)
-                                die("cleanup failed");
+                                die(rc->errstr[0] ? rc->errstr : "cleanup failed");
                         freeReplyObject(r);
                 }
         free(order);
