@@ -55,6 +55,8 @@
 #include "po/pg.h"
 #include "po/profile.h"
 
+#include "bench_util.h"
+
 #define ARENA_LIMIT (8u << 20)
 #define NCODES 3
 
@@ -63,15 +65,11 @@ static const char *const channels[] = {"web", "marketplace", "pos", "mobile"};
 typedef struct opts {
         const char *mode, *input, *output, *run_id;
         double rate, warmup, seconds;
-        int linger; /* the load producer's linger.ms; -1: the mode's default */
+        int linger;       /* the load producer's linger.ms; -1: the mode's default */
+        int metrics_port; /* validator: its health port, for its own histogram; 0: none */
         long count;
         int timeout;
 } opts_t;
-
-typedef struct lat {
-        int64_t *v;
-        size_t n, cap;
-} lat_t;
 
 typedef struct sent {
         char *order_id;
@@ -82,100 +80,13 @@ static po_config_t cfg;
 static PGconn *pg;
 static char run[24];
 static char code_names[NCODES][32];
+static char tail_group[96]; /* the read_committed tail consumer's group */
 static volatile sig_atomic_t stop;
 
 static void on_signal(int sig)
 {
         (void)sig;
         stop = 1;
-}
-
-static int64_t wall_us(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t mono_ns(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static void sleep_ns(int64_t ns)
-{
-        if (ns > 0)
-                nanosleep(&(struct timespec){.tv_sec = (time_t)(ns / 1000000000LL),
-                                             .tv_nsec = (long)(ns % 1000000000LL)},
-                          NULL);
-}
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-        va_list ap;
-
-        fprintf(stderr, "bench-pipeline: ");
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-        exit(1);
-}
-
-static void lat_add(lat_t *l, int64_t v)
-{
-        if (l->n == l->cap) {
-                size_t cap = l->cap ? 2 * l->cap : 4096;
-                int64_t *n = realloc(l->v, cap * sizeof(*n));
-
-                if (!n)
-                        die("out of memory");
-                l->v = n;
-                l->cap = cap;
-        }
-        l->v[l->n++] = v;
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-        int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-        return (x > y) - (x < y);
-}
-
-/* Nearest-rank percentile of the sorted values, in ms. */
-static double pct_ms(const lat_t *l, double p)
-{
-        size_t k;
-
-        if (!l->n)
-                return -1;
-        k = (size_t)(p / 100.0 * (double)l->n + 0.999999);
-        if (k < 1)
-                k = 1;
-        if (k > l->n)
-                k = l->n;
-        return (double)l->v[k - 1] / 1000.0;
-}
-
-/* Prints and appends "<name>_p50=... " to res. */
-static void lat_report(lat_t *l, const char *name, const char *what, char *res,
-                       size_t size)
-{
-        size_t len = strlen(res);
-
-        qsort(l->v, l->n, sizeof(*l->v), cmp_i64);
-        printf("  %-9s %-62s n=%zu p50=%.2f p99=%.2f p99.9=%.2f max=%.2f ms\n", name,
-               what, l->n, pct_ms(l, 50), pct_ms(l, 99), pct_ms(l, 99.9), pct_ms(l, 100));
-        snprintf(res + len, size - len,
-                 " %s_n=%zu %s_p50_ms=%.2f %s_p99_ms=%.2f %s_p999_ms=%.2f %s_max_ms=%.2f",
-                 name, l->n, name, pct_ms(l, 50), name, pct_ms(l, 99), name,
-                 pct_ms(l, 99.9), name, pct_ms(l, 100));
 }
 
 /* ---- PostgreSQL ---- */
@@ -185,7 +96,7 @@ static PGresult *query(const char *sql, int n, const char *const *params)
         PGresult *r = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
 
         if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK)
-                die("%s: %s", sql, PQresultErrorMessage(r));
+                bench_die("%s: %s", sql, PQresultErrorMessage(r));
         return r;
 }
 
@@ -246,7 +157,7 @@ static long long rows_stored(void)
 static int wait_rows(long long want, int timeout)
 {
         long long n = -1, last = -1;
-        int64_t moved = mono_ns();
+        int64_t moved = bench_mono_ns();
 
         while (!stop) {
                 n = rows_stored();
@@ -254,117 +165,17 @@ static int wait_rows(long long want, int timeout)
                         return 0;
                 if (n != last) {
                         last = n;
-                        moved = mono_ns();
+                        moved = bench_mono_ns();
                 }
-                if (mono_ns() - moved > (int64_t)timeout * 1000000000LL)
+                if (bench_mono_ns() - moved > (int64_t)timeout * 1000000000LL)
                         break;
-                sleep_ns(100000000LL);
+                bench_sleep_ns(100000000LL);
         }
         fprintf(stderr, "bench-pipeline: %lld of %lld usage rows stored\n", n, want);
         return -1;
 }
 
 /* ---- Kafka ---- */
-
-static rd_kafka_t *producer(int linger_ms)
-{
-        rd_kafka_conf_t *c = rd_kafka_conf_new();
-        char err[512], linger[16];
-        rd_kafka_t *rk;
-
-        snprintf(linger, sizeof(linger), "%d", linger_ms);
-        if (rd_kafka_conf_set(c, "bootstrap.servers", cfg.kafka_brokers, err,
-                              sizeof(err)) ||
-            rd_kafka_conf_set(c, "client.id", "bench-pipeline", err, sizeof(err)) ||
-            rd_kafka_conf_set(c, "enable.idempotence", "true", err, sizeof(err)) ||
-            rd_kafka_conf_set(c, "linger.ms", linger, err, sizeof(err)) ||
-            rd_kafka_conf_set(c, "queue.buffering.max.messages", "500000", err,
-                              sizeof(err)))
-                die("%s", err);
-        rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err));
-        if (!rk)
-                die("%s", err);
-        return rk;
-}
-
-static void produce(rd_kafka_t *rk, const char *topic, const char *key, const void *val,
-                    size_t len, const char *channel, const char *account)
-{
-        rd_kafka_headers_t *h = NULL;
-        rd_kafka_resp_err_t e;
-
-        for (;;) {
-                if (channel) {
-                        h = rd_kafka_headers_new(2);
-                        rd_kafka_header_add(h, "channel", -1, channel, -1);
-                        rd_kafka_header_add(h, "account", -1, account, -1);
-                }
-                e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
-                                      RD_KAFKA_V_KEY(key, strlen(key)),
-                                      RD_KAFKA_V_VALUE((void *)val, len),
-                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                      RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
-                if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-                        break;
-                if (h)
-                        rd_kafka_headers_destroy(h);
-                rd_kafka_poll(rk, 10);
-        }
-        if (e)
-                die("produce to %s: %s", topic, rd_kafka_err2str(e));
-        rd_kafka_poll(rk, 0);
-}
-
-static void flush(rd_kafka_t *rk)
-{
-        if (rd_kafka_flush(rk, 120000))
-                die("%d messages not delivered", rd_kafka_outq_len(rk));
-}
-
-/* A read_committed consumer of every partition of topic, from its end now. */
-static rd_kafka_t *tail_consumer(const char *topic)
-{
-        rd_kafka_conf_t *c = rd_kafka_conf_new();
-        const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_topic_partition_list_t *parts;
-        char err[512], group[96];
-        rd_kafka_t *rk;
-        int i, p;
-
-        snprintf(group, sizeof(group), "bench-pipeline-%s", run);
-        if (rd_kafka_conf_set(c, "bootstrap.servers", cfg.kafka_brokers, err,
-                              sizeof(err)) ||
-            rd_kafka_conf_set(c, "group.id", group, err, sizeof(err)) ||
-            rd_kafka_conf_set(c, "enable.auto.commit", "false", err, sizeof(err)) ||
-            rd_kafka_conf_set(c, "isolation.level", "read_committed", err, sizeof(err)) ||
-            rd_kafka_conf_set(c, "fetch.wait.max.ms", "10", err, sizeof(err)))
-                die("%s", err);
-        rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof(err));
-        if (!rk)
-                die("%s", err);
-        if (rd_kafka_metadata(rk, 1, NULL, &md, 10000))
-                die("no metadata from %s", cfg.kafka_brokers);
-        parts = rd_kafka_topic_partition_list_new(16);
-        for (i = 0; i < md->topic_cnt; i++) {
-                if (strcmp(md->topics[i].topic, topic) != 0)
-                        continue;
-                for (p = 0; p < md->topics[i].partition_cnt; p++) {
-                        int64_t lo, hi;
-                        int32_t id = md->topics[i].partitions[p].id;
-
-                        if (rd_kafka_query_watermark_offsets(rk, topic, id, &lo, &hi,
-                                                             10000))
-                                die("watermarks of %s [%d]", topic, (int)id);
-                        rd_kafka_topic_partition_list_add(parts, topic, id)->offset = hi;
-                }
-        }
-        rd_kafka_metadata_destroy(md);
-        if (parts->cnt == 0)
-                die("topic %s not found", topic);
-        rd_kafka_assign(rk, parts);
-        rd_kafka_topic_partition_list_destroy(parts);
-        return rk;
-}
 
 /* ---- order generation ---- */
 
@@ -386,17 +197,17 @@ static void gen_open(gen_t *ge)
 
         for (i = 0; i < NCODES; i++)
                 ge->codes[i] = code_names[i];
-        gc.base_time_ms = wall_us() / 1000;
+        gc.base_time_ms = bench_wall_us() / 1000;
         if (po_gen_init(&ge->g, &gc, err, sizeof(err)))
-                die("generator: %s", err);
+                bench_die("generator: %s", err);
         po_dynbuf_init(&ge->payload, 16u << 20);
         po_dynbuf_init(&ge->out, 16u << 20);
         ge->profiles = po_profiles_load(PROFILES_CONF, err, sizeof(err));
         if (!ge->profiles)
-                die("%s", err);
+                bench_die("%s", err);
         ge->avro = po_avro_new(err, sizeof(err));
         if (!ge->avro)
-                die("avro: %s", err);
+                bench_die("avro: %s", err);
 }
 
 /* The next raw payload in ge->payload, described in *meta. */
@@ -404,7 +215,7 @@ static void gen_raw(gen_t *ge, po_gen_order_t *meta)
 {
         po_dynbuf_reset(&ge->payload);
         if (po_gen_next(&ge->g, channels[ge->n++ % 4], &ge->payload, meta))
-                die("generator failed");
+                bench_die("generator failed");
 }
 
 /* The next canonical order, received now, Avro-encoded in ge->out. */
@@ -423,15 +234,29 @@ static int64_t gen_canonical(gen_t *ge, po_gen_order_t *meta)
         ctx.profile = po_profiles_lookup(ge->profiles, meta->channel, meta->account);
         po_order_init(&o, ARENA_LIMIT);
         if (po_channel_normalize(&ctx, ge->payload.data, ge->payload.len, &o, &rej))
-                die("generated %s order rejected: %s %s: %s", meta->channel, rej.reason,
-                    rej.field, rej.message);
+                bench_die("generated %s order rejected: %s %s: %s", meta->channel,
+                          rej.reason, rej.field, rej.message);
         po_dynbuf_reset(&ge->out);
-        at = wall_us();
+        at = bench_wall_us();
         o.received_at_us = at;
         if (po_order_encode(ge->avro, &o, &ge->out, err, sizeof(err)))
-                die("encode: %s", err);
+                bench_die("encode: %s", err);
         po_order_release(&o);
         return at;
+}
+
+/* One order to topic; raw orders carry the channel adapter's headers. */
+static void produce(rd_kafka_t *rk, const char *topic, const char *key, const void *val,
+                    size_t len, const char *channel, const char *account)
+{
+        rd_kafka_headers_t *h = NULL;
+
+        if (channel) {
+                h = rd_kafka_headers_new(2);
+                rd_kafka_header_add(h, "channel", -1, channel, -1);
+                rd_kafka_header_add(h, "account", -1, account, -1);
+        }
+        bench_produce(rk, topic, key, strlen(key), val, len, h);
 }
 
 /* ---- validator ---- */
@@ -440,25 +265,27 @@ static int run_validator(const opts_t *o)
 {
         gen_t ge = {0};
         rd_kafka_t *p, *c;
-        lat_t processed = {0}, produced = {0}, visible = {0};
+        bench_lat_t processed = {0}, produced = {0}, visible = {0};
         long total = (long)(o->rate * (o->warmup + o->seconds)), sent = 0, measured = 0,
              seen = 0;
         int64_t t0, mstart_us = 0, mend_us = 0, last_seen = 0, behind_max = 0;
         int64_t first_send = 0, last_send = 0;
         char res[2048], err[512];
+        bench_hist_t h0 = {0}, h1 = {0};
 
         add_codes();
         gen_open(&ge);
-        c = tail_consumer(o->output);
-        p = producer(o->linger >= 0 ? o->linger : 0);
+        c = bench_tail_consumer(cfg.kafka_brokers, tail_group, o->output);
+        p = bench_producer(cfg.kafka_brokers, "bench-pipeline",
+                           o->linger >= 0 ? o->linger : 0);
         printf("validator: %.0f orders/s into %s for %.0f s warm-up + %.0f s measured; "
                "output %s (run %s)\n",
                o->rate, o->input, o->warmup, o->seconds, o->output, run);
         fflush(stdout);
-        t0 = mono_ns();
+        t0 = bench_mono_ns();
         last_seen = t0;
         while (!stop) {
-                int64_t now = mono_ns();
+                int64_t now = bench_mono_ns();
                 rd_kafka_message_t *m;
                 int k;
 
@@ -475,12 +302,21 @@ static int run_validator(const opts_t *o)
                         if (!first_send)
                                 first_send = at;
                         last_send = at;
-                        if (sent == (long)(o->rate * o->warmup))
+                        if (sent == (long)(o->rate * o->warmup)) {
                                 mstart_us = at;
+                                /* The validator's own histogram from here on. */
+                                if (o->metrics_port &&
+                                    bench_hist_scrape(o->metrics_port,
+                                                      "promo_stage_latency_seconds", &h0))
+                                        fprintf(stderr,
+                                                "bench-pipeline: no histogram on "
+                                                "port %d\n",
+                                                o->metrics_port);
+                        }
                         sent++;
                         if (sent > (long)(o->rate * o->warmup))
                                 measured++;
-                        now = mono_ns();
+                        now = bench_mono_ns();
                 }
                 if (sent == total && !mend_us)
                         mend_us = last_send + 1;
@@ -494,7 +330,7 @@ static int run_validator(const opts_t *o)
                         m = rd_kafka_consumer_poll(c, 0);
                         if (!m)
                                 break;
-                        got = wall_us();
+                        got = bench_wall_us();
                         if (m->err) {
                                 rd_kafka_message_destroy(m);
                                 continue;
@@ -503,25 +339,26 @@ static int run_validator(const opts_t *o)
                         po_order_init(&vo.order, ARENA_LIMIT);
                         if (po_validated_decode(ge.avro, m->payload, m->len, &vo, err,
                                                 sizeof(err)))
-                                die("validated order: %s", err);
+                                bench_die("validated order: %s", err);
                         if (strstr(vo.order.order_id, run) &&
                             vo.order.received_at_us >= mstart_us && mstart_us &&
                             (!mend_us || vo.order.received_at_us < mend_us)) {
                                 ts = rd_kafka_message_timestamp(m, &tt);
-                                lat_add(&processed,
-                                        vo.validated_at - vo.order.received_at_us);
-                                lat_add(&produced, ts * 1000 - vo.order.received_at_us);
-                                lat_add(&visible, got - vo.order.received_at_us);
+                                bench_lat_add(&processed,
+                                              vo.validated_at - vo.order.received_at_us);
+                                bench_lat_add(&produced,
+                                              ts * 1000 - vo.order.received_at_us);
+                                bench_lat_add(&visible, got - vo.order.received_at_us);
                                 seen++;
                         }
-                        last_seen = mono_ns();
+                        last_seen = bench_mono_ns();
                         po_order_release(&vo.order);
                         rd_kafka_message_destroy(m);
                 }
                 if (sent == total && seen >= measured)
                         break;
                 if (sent == total &&
-                    mono_ns() - last_seen > (int64_t)o->timeout * 1000000000LL) {
+                    bench_mono_ns() - last_seen > (int64_t)o->timeout * 1000000000LL) {
                         fprintf(stderr, "bench-pipeline: %ld of %ld outputs seen\n", seen,
                                 measured);
                         break;
@@ -530,13 +367,16 @@ static int run_validator(const opts_t *o)
                         int64_t next = t0 + (int64_t)((double)sent * 1e9 / o->rate);
 
                         if (k == 0)
-                                sleep_ns(next - mono_ns() < 200000 ? next - mono_ns()
-                                                                   : 200000);
+                                bench_sleep_ns(next - bench_mono_ns() < 200000
+                                                   ? next - bench_mono_ns()
+                                                   : 200000);
                 } else if (k == 0) {
-                        sleep_ns(1000000);
+                        bench_sleep_ns(1000000);
                 }
         }
-        flush(p);
+        bench_flush(p);
+        if (o->metrics_port)
+                bench_hist_scrape(o->metrics_port, "promo_stage_latency_seconds", &h1);
         printf("  sent %ld orders in %.2f s: %.0f orders/s (most behind schedule: %.2f "
                "ms); measured %ld, outputs seen %ld\n",
                sent, (double)(last_send - first_send) / 1e6,
@@ -546,12 +386,18 @@ static int run_validator(const opts_t *o)
                  "RESULT mode=validator rate=%.0f achieved=%.0f measured=%ld seen=%ld",
                  o->rate, (double)(sent - 1) * 1e6 / (double)(last_send - first_send),
                  measured, seen);
-        lat_report(&processed, "processed",
-                   "produce -> validator done (its validated_at)", res, sizeof(res));
-        lat_report(&produced, "produced", "produce -> output record's CreateTime (ms)",
-                   res, sizeof(res));
-        lat_report(&visible, "visible", "produce -> output consumed, read_committed", res,
-                   sizeof(res));
+        bench_lat_report(&processed, "processed",
+                         "produce -> validator done (its validated_at)", res,
+                         sizeof(res));
+        bench_lat_report(&produced, "produced",
+                         "produce -> output record's CreateTime (ms)", res, sizeof(res));
+        bench_lat_report(&visible, "visible",
+                         "produce -> output consumed, read_committed", res, sizeof(res));
+        if (o->metrics_port)
+                bench_hist_report(
+                    &h0, &h1, "in_stage",
+                    "poll -> output produced (its promo_stage_latency_seconds)", res,
+                    sizeof(res));
         printf("%s\n", res);
         rd_kafka_consumer_close(c);
         rd_kafka_destroy(c);
@@ -581,23 +427,26 @@ static int run_raw(const opts_t *o, int e2e)
 
         add_codes();
         gen_open(&ge);
-        p = producer(o->linger >= 0 ? o->linger : e2e ? 0 : 5);
+        p = bench_producer(cfg.kafka_brokers, "bench-pipeline",
+                           o->linger >= 0 ? o->linger
+                           : e2e          ? 0
+                                          : 5);
         if (e2e && !(log = calloc((size_t)total, sizeof(*log))))
-                die("out of memory");
+                bench_die("out of memory");
         printf("%s: %ld raw orders to orders.raw%s (run %s)\n",
                e2e ? "e2e" : "throughput", total,
                o->rate > 0 ? " paced" : " as fast as possible", run);
         fflush(stdout);
-        t0 = mono_ns();
+        t0 = bench_mono_ns();
         while (sent < total && !stop) {
                 po_gen_order_t meta;
                 int64_t at;
 
                 if (o->rate > 0)
-                        sleep_ns(t0 + (int64_t)((double)sent * 1e9 / o->rate) -
-                                 mono_ns());
+                        bench_sleep_ns(t0 + (int64_t)((double)sent * 1e9 / o->rate) -
+                                       bench_mono_ns());
                 gen_raw(&ge, &meta);
-                at = wall_us();
+                at = bench_wall_us();
                 produce(p, "orders.raw", meta.external_id, ge.payload.data,
                         ge.payload.len, meta.channel, meta.account);
                 if (!first_us)
@@ -610,7 +459,7 @@ static int run_raw(const opts_t *o, int e2e)
                 }
                 sent++;
         }
-        flush(p);
+        bench_flush(p);
         rd_kafka_destroy(p);
         printf("  sent %ld orders in %.2f s (%.0f orders/s), expecting %lld usage rows\n",
                sent, (double)(last_us - first_us) / 1e6,
@@ -618,7 +467,7 @@ static int run_raw(const opts_t *o, int e2e)
         fflush(stdout);
         if (wait_rows(want, o->timeout))
                 rc = 1;
-        done_us = wall_us();
+        done_us = bench_wall_us();
         if (!e2e) {
                 const char *pa[1] = {codes_array};
                 PGresult *r = query(
@@ -659,7 +508,7 @@ static int run_raw(const opts_t *o, int e2e)
                           "1e6)::bigint FROM usage_events WHERE code = ANY($1::text[]) "
                           "GROUP BY order_id",
                           1, pa);
-                lat_t total_l = {0}, to_val = {0}, val_to_row = {0};
+                bench_lat_t total_l = {0}, to_val = {0}, val_to_row = {0};
                 int i;
 
                 qsort(log, nlog, sizeof(*log), cmp_sent);
@@ -671,9 +520,9 @@ static int run_raw(const opts_t *o, int e2e)
                         s = bsearch(&key, log, nlog, sizeof(*log), cmp_sent);
                         if (!s)
                                 continue; /* warm-up */
-                        lat_add(&total_l, rec - s->at_us);
-                        lat_add(&to_val, occ - s->at_us);
-                        lat_add(&val_to_row, rec - occ);
+                        bench_lat_add(&total_l, rec - s->at_us);
+                        bench_lat_add(&to_val, occ - s->at_us);
+                        bench_lat_add(&val_to_row, rec - occ);
                 }
                 PQclear(r);
                 snprintf(res, sizeof(res),
@@ -681,13 +530,14 @@ static int run_raw(const opts_t *o, int e2e)
                          o->rate, (double)(sent - 1) * 1e6 / (double)(last_us - first_us),
                          nlog);
                 printf("  per order with codes sent after the warm-up (%zu):\n", nlog);
-                lat_report(&total_l, "e2e",
-                           "raw produce -> first audit row (recorded_at)", res,
-                           sizeof(res));
-                lat_report(&to_val, "to_valid", "raw produce -> validator (occurred_at)",
-                           res, sizeof(res));
-                lat_report(&val_to_row, "to_row", "validator -> audit row", res,
-                           sizeof(res));
+                bench_lat_report(&total_l, "e2e",
+                                 "raw produce -> first audit row (recorded_at)", res,
+                                 sizeof(res));
+                bench_lat_report(&to_val, "to_valid",
+                                 "raw produce -> validator (occurred_at)", res,
+                                 sizeof(res));
+                bench_lat_report(&val_to_row, "to_row", "validator -> audit row", res,
+                                 sizeof(res));
                 printf("%s\n", res);
                 if (total_l.n != nlog)
                         rc = 1;
@@ -697,12 +547,14 @@ static int run_raw(const opts_t *o, int e2e)
 
 static void usage(void)
 {
-        fprintf(stderr,
-                "usage: bench-pipeline validator [--rate 5000] [--warmup 10] [--seconds "
-                "30] [--input bench.canonical] [--output bench.validated]\n"
-                "       bench-pipeline throughput [--count 200000] [--rate R]\n"
-                "       bench-pipeline e2e [--rate 2000] [--warmup 10] [--seconds 30]\n"
-                "common: [--linger MS] [--run-id ID] [--timeout S]\n");
+        fprintf(
+            stderr,
+            "usage: bench-pipeline validator [--rate 5000] [--warmup 10] [--seconds "
+            "30] [--input bench.canonical] [--output bench.validated]\n"
+            "                          [--metrics-port P (the validator's health port)]\n"
+            "       bench-pipeline throughput [--count 200000] [--rate R]\n"
+            "       bench-pipeline e2e [--rate 2000] [--warmup 10] [--seconds 30]\n"
+            "common: [--linger MS] [--run-id ID] [--timeout S]\n");
         exit(2);
 }
 
@@ -717,6 +569,7 @@ int main(int argc, char **argv)
         char err[512];
         int i, rc;
 
+        bench_prog = "bench-pipeline";
         if (argc < 2)
                 usage();
         o.mode = argv[1];
@@ -747,12 +600,14 @@ int main(int argc, char **argv)
                         o.run_id = v;
                 else if (strcmp(a, "--linger") == 0)
                         o.linger = atoi(v);
+                else if (strcmp(a, "--metrics-port") == 0)
+                        o.metrics_port = atoi(v);
                 else
                         usage();
                 i++;
         }
         if (o.rate < 0 || o.warmup < 0 || !(o.seconds > 0) || o.count < 1 ||
-            o.timeout < 1)
+            o.timeout < 1 || o.metrics_port < 0 || o.metrics_port > 65535)
                 usage();
         if (o.run_id) {
                 size_t k, n = strlen(o.run_id);
@@ -762,18 +617,19 @@ int main(int argc, char **argv)
                               (o.run_id[k] >= 'A' && o.run_id[k] <= 'Z')))
                                 break;
                 if (n == 0 || n >= sizeof(run) || k < n)
-                        die("--run-id: 1..%zu of 0-9 A-Z", sizeof(run) - 1);
+                        bench_die("--run-id: 1..%zu of 0-9 A-Z", sizeof(run) - 1);
                 memcpy(run, o.run_id, n + 1);
         } else
                 snprintf(run, sizeof(run), "%ld%02d", (long)time(NULL) % 100000000,
                          (int)getpid() % 100);
+        snprintf(tail_group, sizeof(tail_group), "bench-pipeline-%s", run);
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
         if (po_config_load(&cfg, NULL, 0, err, sizeof(err)))
-                die("%s", err);
+                bench_die("%s", err);
         pg = po_pg_connect(&cfg, "bench-pipeline", err, sizeof(err));
         if (!pg)
-                die("%s", err);
+                bench_die("%s", err);
         if (strcmp(o.mode, "validator") == 0) {
                 if (!(o.rate > 0))
                         usage();

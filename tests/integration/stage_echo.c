@@ -5,7 +5,15 @@
  * Input, output and DLQ topics come from PROMO_ECHO_INPUT, PROMO_ECHO_OUTPUT
  * and PROMO_ECHO_DLQ. With PROMO_ECHO_FAIL_COMMITS=n, the first n batches
  * fail in before_commit, each after 20 ms, as a database write that failed
- * would. */
+ * would.
+ *
+ * For the Kafka floor benchmark (scripts/bench-floor), a chain of these
+ * stands in for the pipeline's stages with no work of their own:
+ * PROMO_ECHO_OUTPUT "-" produces nothing (the audit-sink's place: it only
+ * commits its offsets), PROMO_ECHO_OUTPUT2 copies each message to a second
+ * topic as well (the calculator's promo.usage), and
+ * PROMO_ECHO_COMMITTED_INPUT=1 fetches as a stage whose input is written in
+ * transactions does (docs/stage-runner.md). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +23,9 @@
 #include "po/stage.h"
 
 typedef struct echo {
-        const char *output;
-        long fail_commits; /* before_commit calls still to fail */
+        const char *output;  /* NULL: produce nothing */
+        const char *output2; /* NULL or a second topic for every message */
+        long fail_commits;   /* before_commit calls still to fail */
 } echo_t;
 
 static po_err_t before_commit(po_stage_t *st, void *opaque)
@@ -55,8 +64,10 @@ static po_stage_result_t process(po_stage_t *st, const rd_kafka_message_t *msg,
                         return PO_STAGE_TRANSIENT;
                 }
         }
-        if (po_stage_emit(st, echo->output, msg->key, msg->key_len, msg->payload,
-                          msg->len, NULL)) {
+        if ((echo->output && po_stage_emit(st, echo->output, msg->key, msg->key_len,
+                                           msg->payload, msg->len, NULL)) ||
+            (echo->output2 && po_stage_emit(st, echo->output2, msg->key, msg->key_len,
+                                            msg->payload, msg->len, NULL))) {
                 snprintf(fail->reason, sizeof(fail->reason), "EMIT_FAILED");
                 return PO_STAGE_TRANSIENT;
         }
@@ -71,7 +82,9 @@ int main(void)
             .default_port = 0,
             .deps = 1u << PO_DEP_KAFKA,
         };
-        echo_t echo = {.output = getenv("PROMO_ECHO_OUTPUT")};
+        echo_t echo = {.output = getenv("PROMO_ECHO_OUTPUT"),
+                       .output2 = getenv("PROMO_ECHO_OUTPUT2")};
+        const char *committed = getenv("PROMO_ECHO_COMMITTED_INPUT");
         po_stage_conf_t conf = {
             .input_topic = getenv("PROMO_ECHO_INPUT"),
             .dlq_topic = getenv("PROMO_ECHO_DLQ"),
@@ -90,6 +103,11 @@ int main(void)
                         "stage-echo: set PROMO_ECHO_INPUT and PROMO_ECHO_OUTPUT\n");
                 return 2;
         }
+        if (strcmp(echo.output, "-") == 0)
+                echo.output = NULL;
+        if (echo.output2 && !*echo.output2)
+                echo.output2 = NULL;
+        conf.committed_input = committed && strcmp(committed, "1") == 0;
         if (fail && *fail) {
                 char *end;
 
