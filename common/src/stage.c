@@ -49,6 +49,7 @@ struct po_stage {
         long long txn_started_ms;
         long long last_msg_ms; /* when the open transaction last took a message */
         int batch_count;
+        long long batch_bytes; /* of the open batch's input messages */
         /* First and next offsets of each partition in the open transaction. */
         rd_kafka_topic_partition_list_t *batch_start;
         rd_kafka_topic_partition_list_t *batch_next;
@@ -285,7 +286,9 @@ po_stage_t *po_stage_new(po_service_t *svc, const po_stage_conf_t *conf, char *e
                 st->conf.retry_delay_ms[1] = 10000;
         }
         if (st->conf.batch_max <= 0)
-                st->conf.batch_max = 500;
+                st->conf.batch_max = 4000;
+        if (st->conf.batch_bytes <= 0)
+                st->conf.batch_bytes = 64 << 20;
         if (st->conf.batch_ms <= 0)
                 st->conf.batch_ms = 100;
         if (st->conf.linger_ms <= 0)
@@ -293,6 +296,8 @@ po_stage_t *po_stage_new(po_service_t *svc, const po_stage_conf_t *conf, char *e
         if (env_delays(&st->conf, errstr, errstr_size) ||
             env_int("PROMO_STAGE_BATCH_MAX", 1, 100000, &st->conf.batch_max, errstr,
                     errstr_size) ||
+            env_int("PROMO_STAGE_BATCH_BYTES", 65536, 1 << 30, &st->conf.batch_bytes,
+                    errstr, errstr_size) ||
             env_int("PROMO_STAGE_BATCH_MS", 1, 60000, &st->conf.batch_ms, errstr,
                     errstr_size) ||
             env_int("PROMO_STAGE_LINGER_MS", 0, 60000, &st->conf.linger_ms, errstr,
@@ -705,6 +710,7 @@ static void clear_batch(po_stage_t *st)
         st->batch_start = rd_kafka_topic_partition_list_new(16);
         st->batch_next = rd_kafka_topic_partition_list_new(16);
         st->batch_count = 0;
+        st->batch_bytes = 0;
         st->in_txn = 0;
 }
 
@@ -1109,6 +1115,7 @@ static void handle_message(po_stage_t *st, rd_kafka_message_t *msg)
                               (uint64_t)(now_us() - st->group_us));
         track_offset(st, msg);
         st->batch_count++;
+        st->batch_bytes += (long long)msg->len + (long long)msg->key_len;
 }
 
 /* How long the next poll may wait for a first message: STAGE_POLL_MS, or
@@ -1127,8 +1134,9 @@ static int poll_timeout(const po_stage_t *st)
         return left <= 0 ? 0 : left < STAGE_POLL_MS ? (int)left : STAGE_POLL_MS;
 }
 
-/* Whether the open transaction is to be committed now: full, open for
- * batch_ms, or no message for linger_ms (the input is drained, so holding
+/* Whether the open transaction is to be committed now: full (batch_max
+ * messages or batch_bytes of input), open for batch_ms, or no message for
+ * linger_ms (the input is drained, so holding
  * the outputs back would only add latency). idle = the last poll found
  * nothing. */
 static int commit_due(const po_stage_t *st, int idle)
@@ -1138,11 +1146,13 @@ static int commit_due(const po_stage_t *st, int idle)
         if (!st->in_txn)
                 return 0;
         return st->batch_count >= st->conf.batch_max ||
+               st->batch_bytes >= st->conf.batch_bytes ||
                now - st->txn_started_ms >= st->conf.batch_ms ||
                (idle && now - st->last_msg_ms >= st->conf.linger_ms);
 }
 
-/* Takes what the consumer has, up to the room left in the batch: waits up to
+/* Takes what the consumer has, up to the room left in the batch (its count
+ * and its bytes: the batch passes batch_bytes by one message at most): waits up to
  * poll_timeout() for the first message, not at all for the others. Returns
  * the number of messages in st->polled (to destroy after use). */
 static size_t poll_group(po_stage_t *st)
@@ -1151,6 +1161,7 @@ static size_t poll_group(po_stage_t *st)
                           ? (size_t)(st->conf.batch_max - st->batch_count)
                           : 1;
         size_t n = 0, i;
+        long long bytes = st->batch_bytes; /* the batch's, with the group's */
         unsigned gen = st->rebalances;
         rd_kafka_message_t *msg;
 
@@ -1166,6 +1177,7 @@ static size_t poll_group(po_stage_t *st)
                         for (i = 0; i < n; i++)
                                 rd_kafka_message_destroy(st->polled[i]);
                         n = 0;
+                        bytes = st->batch_bytes;
                         gen = st->rebalances;
                 }
                 if (msg->err) {
@@ -1174,8 +1186,9 @@ static size_t poll_group(po_stage_t *st)
                         rd_kafka_message_destroy(msg);
                 } else {
                         st->polled[n++] = msg;
+                        bytes += (long long)msg->len + (long long)msg->key_len;
                 }
-                if (n == room)
+                if (n == room || bytes >= st->conf.batch_bytes)
                         break;
                 msg = rd_kafka_consumer_poll(st->consumer, 0);
         }

@@ -42,7 +42,9 @@
 
 #define SINK_MAX_DLQS 16
 /* A batch's rows, strings and bytes live in one arena, released when the
- * batch is over. Far above 500 messages of Kafka's 1 MB maximum (twice). */
+ * batch is over. Far above what a batch holds: the stage runner ends one at
+ * PROMO_STAGE_BATCH_BYTES of input (64 MiB; 1 GiB at most, plus one
+ * message), and a row takes at most twice its message (base64). */
 #define SINK_ARENA_LIMIT ((size_t)4 << 30)
 /* Indexed text columns must fit a btree entry (about 2.7 kB): longer ids are
  * refused before PostgreSQL would refuse the whole batch. */

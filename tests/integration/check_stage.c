@@ -54,23 +54,30 @@ static void make_topics(topics_t *t, const char *name, int partitions)
         it_create_topics(cfg.kafka_brokers, names, parts, 5);
 }
 
+static size_t pad_to; /* produce(): values padded with '.' to this size (< 4096) */
+
 static void produce(const char *topic, int partition, const char *fmt, int from, int to)
 {
         rd_kafka_t *p = it_kafka(cfg.kafka_brokers, RD_KAFKA_PRODUCER, NULL);
-        char buf[64];
+        char buf[4096];
         int i;
 
         for (i = from; i < to; i++) {
                 rd_kafka_resp_err_t e;
+                size_t key_len, len;
 
                 snprintf(buf, sizeof(buf), fmt, i);
+                key_len = len = strlen(buf);
+                if (pad_to > len && pad_to < sizeof(buf)) {
+                        memset(buf + len, '.', pad_to - len);
+                        len = pad_to;
+                }
                 do {
                         e = rd_kafka_producev(
                             p, RD_KAFKA_V_TOPIC(topic),
                             RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA
                                                                : partition),
-                            RD_KAFKA_V_KEY(buf, strlen(buf)),
-                            RD_KAFKA_V_VALUE(buf, strlen(buf)),
+                            RD_KAFKA_V_KEY(buf, key_len), RD_KAFKA_V_VALUE(buf, len),
                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
                         if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
                                 rd_kafka_poll(p, 50);
@@ -83,6 +90,9 @@ static void produce(const char *topic, int partition, const char *fmt, int from,
 
 static int stage_port;           /* the stage's health port; 0: none */
 static const char *fail_commits; /* PROMO_ECHO_FAIL_COMMITS of the next start */
+/* PROMO_STAGE_BATCH_BYTES of the next start; with it, batches never end by
+ * count, window or linger (one minute each), only by their bytes */
+static const char *batch_bytes;
 
 static pid_t start_stage(const topics_t *t, const char *delays)
 {
@@ -106,6 +116,12 @@ static pid_t start_stage(const topics_t *t, const char *delays)
                 setenv("PROMO_STAGE_RETRY_DELAYS_MS", delays, 1);
                 setenv("PROMO_STAGE_BATCH_MAX", "200", 1);
                 setenv("PROMO_ECHO_HTTP_PORT", port, 1);
+                if (batch_bytes) {
+                        setenv("PROMO_STAGE_BATCH_BYTES", batch_bytes, 1);
+                        setenv("PROMO_STAGE_BATCH_MAX", "100000", 1);
+                        setenv("PROMO_STAGE_BATCH_MS", "60000", 1);
+                        setenv("PROMO_STAGE_LINGER_MS", "60000", 1);
+                }
                 if (fail_commits)
                         setenv("PROMO_ECHO_FAIL_COMMITS", fail_commits, 1);
                 execl(path, path, (char *)NULL);
@@ -472,6 +488,44 @@ START_TEST(failed_before_commit_aborts_and_replays)
 }
 END_TEST
 
+/* A batch commits once it holds PROMO_STAGE_BATCH_BYTES of input, whatever
+ * its count and window allow: with batches otherwise open for a minute,
+ * most of 300 messages of 2 KiB (600 KiB against 64 KiB batches) are
+ * committed within seconds, in several transactions; SIGTERM commits the
+ * rest, each exactly once. */
+START_TEST(batch_bytes_end_a_batch)
+{
+        enum { N = 300 };
+        topics_t t;
+        tally_t out;
+        pid_t pid;
+        long long committed;
+
+        stage_port = it_free_port();
+        batch_bytes = "65536";
+        pad_to = 2048;
+        make_topics(&t, "bytes", 1);
+        produce(t.in, 0, "y%d", 0, N);
+        pid = start_stage(&t, "100,100");
+        tally_init(&out, N);
+        consume_settle(t.out, "y", &out, N - 64, 30000, 0);
+        ck_assert_msg(out.total >= N - 64, "only %d of %d committed before the window",
+                      out.total, N);
+        committed = metric_sum("promo_transactions_total{service=\"stage-echo\","
+                               "result=\"committed\"}");
+        ck_assert_msg(committed >= 8, "%lld transactions for 600 KiB", committed);
+        ck_assert_int_eq(stop_stage(pid, SIGTERM, 20000), 0);
+        tally_release(&out);
+        tally_init(&out, N);
+        consume_settle(t.out, "y", &out, N, 30000, 2000);
+        assert_exactly_once(&out, N);
+        batch_bytes = NULL;
+        pad_to = 0;
+        stage_port = 0;
+        tally_release(&out);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("stage");
@@ -497,6 +551,7 @@ int main(void)
                     {"term", sigterm_drains_cleanly},
                     {"bcfail", failed_before_commit_aborts_and_replays},
                     {"lag", consumer_lag_counts_from_the_committed_offset},
+                    {"bytes", batch_bytes_end_a_batch},
                 };
                 size_t i;
 

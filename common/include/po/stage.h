@@ -61,8 +61,13 @@ typedef struct po_stage_conf {
         const char *transactional_id; /* default "promo-<service>-<PROMO_INSTANCE|0>" */
         int retries;                  /* retry topics, 0..8; default 2 */
         int retry_delay_ms[PO_STAGE_MAX_RETRIES]; /* default 1000, 10000, ... */
-        int batch_max; /* messages per transaction; default 500 */
-        int batch_ms;  /* longest a transaction stays open; default 100 */
+        int batch_max; /* messages per transaction; default 4000 */
+        /* Input bytes (values and keys) per transaction; default 64 MiB. A
+         * batch commits once it has this much, so a stream of large
+         * messages cannot grow one batch's buffers without bound; it
+         * passes the mark by one message at most. */
+        int batch_bytes;
+        int batch_ms; /* longest a transaction stays open; default 100 */
         /* An open transaction commits as soon as no message came for
          * linger_ms (default 5; 0 here means the default, the environment
          * may set 0): a drained input does not wait out batch_ms. */
