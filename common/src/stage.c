@@ -289,8 +289,12 @@ po_stage_t *po_stage_new(po_service_t *svc, const po_stage_conf_t *conf, char *e
                 st->conf.batch_max = 4000;
         if (st->conf.batch_bytes <= 0)
                 st->conf.batch_bytes = 64 << 20;
+        /* A stream (orders.raw) never drains for linger_ms while fetches
+         * keep coming every few ms, so its window is what bounds a message's
+         * wait: 30 ms. Input written in transactions comes in bursts that
+         * drain and commit at linger_ms; its window only bounds a backlog. */
         if (st->conf.batch_ms <= 0)
-                st->conf.batch_ms = 100;
+                st->conf.batch_ms = st->conf.committed_input ? 100 : 30;
         if (st->conf.linger_ms <= 0)
                 st->conf.linger_ms = 5;
         if (env_delays(&st->conf, errstr, errstr_size) ||

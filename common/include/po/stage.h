@@ -67,7 +67,8 @@ typedef struct po_stage_conf {
          * messages cannot grow one batch's buffers without bound; it
          * passes the mark by one message at most. */
         int batch_bytes;
-        int batch_ms; /* longest a transaction stays open; default 100 */
+        int batch_ms; /* longest a transaction stays open; default 100, or 30
+                       * for a streamed input (committed_input 0) */
         /* An open transaction commits as soon as no message came for
          * linger_ms (default 5; 0 here means the default, the environment
          * may set 0): a drained input does not wait out batch_ms. */
