@@ -50,6 +50,7 @@ struct po_stage {
         long long last_msg_ms; /* when the open transaction last took a message */
         int batch_count;
         long long batch_bytes; /* of the open batch's input messages */
+        int backlog;           /* the last poll stopped with messages left to take */
         /* First and next offsets of each partition in the open transaction. */
         rd_kafka_topic_partition_list_t *batch_start;
         rd_kafka_topic_partition_list_t *batch_next;
@@ -289,12 +290,16 @@ po_stage_t *po_stage_new(po_service_t *svc, const po_stage_conf_t *conf, char *e
                 st->conf.batch_max = 4000;
         if (st->conf.batch_bytes <= 0)
                 st->conf.batch_bytes = 64 << 20;
-        /* A stream (orders.raw) never drains for linger_ms while fetches
-         * keep coming every few ms, so its window is what bounds a message's
-         * wait: 30 ms. Input written in transactions comes in bursts that
-         * drain and commit at linger_ms; its window only bounds a backlog. */
         if (st->conf.batch_ms <= 0)
-                st->conf.batch_ms = st->conf.committed_input ? 100 : 30;
+                st->conf.batch_ms = 100;
+        /* A stream (orders.raw) never drains for linger_ms while fetches
+         * keep coming every few ms, so while the stage keeps up its window is
+         * what bounds a message's wait: 30 ms. Under a backlog the wait is
+         * the backlog's, and longer windows (batch_ms) mean fewer commits.
+         * Input written in transactions comes in bursts that drain and
+         * commit at linger_ms. */
+        if (st->conf.keepup_ms <= 0)
+                st->conf.keepup_ms = st->conf.committed_input ? 0 : 30;
         if (st->conf.linger_ms <= 0)
                 st->conf.linger_ms = 5;
         if (env_delays(&st->conf, errstr, errstr_size) ||
@@ -303,6 +308,8 @@ po_stage_t *po_stage_new(po_service_t *svc, const po_stage_conf_t *conf, char *e
             env_int("PROMO_STAGE_BATCH_BYTES", 65536, 1 << 30, &st->conf.batch_bytes,
                     errstr, errstr_size) ||
             env_int("PROMO_STAGE_BATCH_MS", 1, 60000, &st->conf.batch_ms, errstr,
+                    errstr_size) ||
+            env_int("PROMO_STAGE_KEEPUP_MS", 0, 60000, &st->conf.keepup_ms, errstr,
                     errstr_size) ||
             env_int("PROMO_STAGE_LINGER_MS", 0, 60000, &st->conf.linger_ms, errstr,
                     errstr_size))
@@ -1122,6 +1129,17 @@ static void handle_message(po_stage_t *st, rd_kafka_message_t *msg)
         st->batch_bytes += (long long)msg->len + (long long)msg->key_len;
 }
 
+/* How long the open transaction may stay open: batch_ms under a backlog
+ * (the last poll left messages waiting), keepup_ms (when set and shorter)
+ * while the stage keeps up with its input. */
+static int window_ms(const po_stage_t *st)
+{
+        if (st->backlog || st->conf.keepup_ms <= 0 ||
+            st->conf.keepup_ms > st->conf.batch_ms)
+                return st->conf.batch_ms;
+        return st->conf.keepup_ms;
+}
+
 /* How long the next poll may wait for a first message: STAGE_POLL_MS, or
  * less when the open transaction is due to commit sooner (its window ends,
  * or it has lingered long enough without a new message). */
@@ -1131,7 +1149,7 @@ static int poll_timeout(const po_stage_t *st)
 
         if (!st->in_txn)
                 return STAGE_POLL_MS;
-        due = st->txn_started_ms + st->conf.batch_ms;
+        due = st->txn_started_ms + window_ms(st);
         if (st->last_msg_ms + st->conf.linger_ms < due)
                 due = st->last_msg_ms + st->conf.linger_ms;
         left = due - now_ms();
@@ -1151,7 +1169,7 @@ static int commit_due(const po_stage_t *st, int idle)
                 return 0;
         return st->batch_count >= st->conf.batch_max ||
                st->batch_bytes >= st->conf.batch_bytes ||
-               now - st->txn_started_ms >= st->conf.batch_ms ||
+               now - st->txn_started_ms >= window_ms(st) ||
                (idle && now - st->last_msg_ms >= st->conf.linger_ms);
 }
 
@@ -1196,6 +1214,8 @@ static size_t poll_group(po_stage_t *st)
                         break;
                 msg = rd_kafka_consumer_poll(st->consumer, 0);
         }
+        /* Stopped by the group's or the batch's bounds, not by an empty queue. */
+        st->backlog = msg != NULL;
         if (st->rebalances != gen) {
                 for (i = 0; i < n; i++)
                         rd_kafka_message_destroy(st->polled[i]);

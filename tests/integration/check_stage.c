@@ -93,6 +93,9 @@ static const char *fail_commits; /* PROMO_ECHO_FAIL_COMMITS of the next start */
 /* PROMO_STAGE_BATCH_BYTES of the next start; with it, batches never end by
  * count, window or linger (one minute each), only by their bytes */
 static const char *batch_bytes;
+/* PROMO_STAGE_KEEPUP_MS of the next start; with it, as with batch_bytes,
+ * count, window and linger are a minute each */
+static const char *keepup_ms;
 
 static pid_t start_stage(const topics_t *t, const char *delays)
 {
@@ -116,8 +119,11 @@ static pid_t start_stage(const topics_t *t, const char *delays)
                 setenv("PROMO_STAGE_RETRY_DELAYS_MS", delays, 1);
                 setenv("PROMO_STAGE_BATCH_MAX", "200", 1);
                 setenv("PROMO_ECHO_HTTP_PORT", port, 1);
-                if (batch_bytes) {
-                        setenv("PROMO_STAGE_BATCH_BYTES", batch_bytes, 1);
+                if (keepup_ms)
+                        setenv("PROMO_STAGE_KEEPUP_MS", keepup_ms, 1);
+                if (batch_bytes || keepup_ms) {
+                        if (batch_bytes)
+                                setenv("PROMO_STAGE_BATCH_BYTES", batch_bytes, 1);
                         setenv("PROMO_STAGE_BATCH_MAX", "100000", 1);
                         setenv("PROMO_STAGE_BATCH_MS", "60000", 1);
                         setenv("PROMO_STAGE_LINGER_MS", "60000", 1);
@@ -526,6 +532,36 @@ START_TEST(batch_bytes_end_a_batch)
 }
 END_TEST
 
+/* A stage that keeps up with its streamed input (stage-echo's input is a
+ * stream: committed_input 0) commits within PROMO_STAGE_KEEPUP_MS, however
+ * long its window and linger: the orders it took wait no longer. */
+START_TEST(keepup_window_bounds_the_wait)
+{
+        enum { N = 50 };
+        topics_t t;
+        tally_t out;
+        pid_t pid;
+        long long t0;
+
+        stage_port = it_free_port();
+        keepup_ms = "300";
+        make_topics(&t, "keepup", 1);
+        pid = start_stage(&t, "100,100");
+        it_sleep_ms(3000); /* joined and idle */
+        produce(t.in, 0, "k%d", 0, N);
+        t0 = it_mono_ms();
+        tally_init(&out, N);
+        consume(t.out, "k", &out, N, 30000);
+        assert_exactly_once(&out, N);
+        ck_assert_msg(it_mono_ms() - t0 < 15000, "committed after %lld ms",
+                      it_mono_ms() - t0);
+        ck_assert_int_eq(stop_stage(pid, SIGTERM, 20000), 0);
+        keepup_ms = NULL;
+        stage_port = 0;
+        tally_release(&out);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("stage");
@@ -552,6 +588,7 @@ int main(void)
                     {"bcfail", failed_before_commit_aborts_and_replays},
                     {"lag", consumer_lag_counts_from_the_committed_offset},
                     {"bytes", batch_bytes_end_a_batch},
+                    {"keepup", keepup_window_bounds_the_wait},
                 };
                 size_t i;
 

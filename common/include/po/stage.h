@@ -67,8 +67,13 @@ typedef struct po_stage_conf {
          * messages cannot grow one batch's buffers without bound; it
          * passes the mark by one message at most. */
         int batch_bytes;
-        int batch_ms; /* longest a transaction stays open; default 100, or 30
-                       * for a streamed input (committed_input 0) */
+        int batch_ms; /* longest a transaction stays open; default 100 */
+        /* Longest it stays open while the stage keeps up with its input (a
+         * poll took everything there was): default 30 for a streamed input
+         * (committed_input 0), whose fetches keep coming every few ms so it
+         * never drains for linger_ms; 0 (none: batch_ms) for a committed
+         * one. Under a backlog the window is batch_ms. */
+        int keepup_ms;
         /* An open transaction commits as soon as no message came for
          * linger_ms (default 5; 0 here means the default, the environment
          * may set 0): a drained input does not wait out batch_ms. */
