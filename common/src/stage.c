@@ -1087,6 +1087,12 @@ static int begin_txn(po_stage_t *st)
         return 0;
 }
 
+/* What a message adds to its batch's bytes (PROMO_STAGE_BATCH_BYTES). */
+static long long msg_bytes(const rd_kafka_message_t *msg)
+{
+        return (long long)msg->len + (long long)msg->key_len;
+}
+
 static void handle_message(po_stage_t *st, rd_kafka_message_t *msg)
 {
         const char *topic = rd_kafka_topic_name(msg->rkt);
@@ -1126,7 +1132,7 @@ static void handle_message(po_stage_t *st, rd_kafka_message_t *msg)
                               (uint64_t)(now_us() - st->group_us));
         track_offset(st, msg);
         st->batch_count++;
-        st->batch_bytes += (long long)msg->len + (long long)msg->key_len;
+        st->batch_bytes += msg_bytes(msg);
 }
 
 /* How long the open transaction may stay open: batch_ms under a backlog
@@ -1157,10 +1163,9 @@ static int poll_timeout(const po_stage_t *st)
 }
 
 /* Whether the open transaction is to be committed now: full (batch_max
- * messages or batch_bytes of input), open for batch_ms, or no message for
- * linger_ms (the input is drained, so holding
- * the outputs back would only add latency). idle = the last poll found
- * nothing. */
+ * messages or batch_bytes of input), open for its window (window_ms), or no
+ * message for linger_ms (the input is drained, so holding the outputs back
+ * would only add latency). idle = the last poll found nothing. */
 static int commit_due(const po_stage_t *st, int idle)
 {
         long long now = now_ms();
@@ -1208,7 +1213,7 @@ static size_t poll_group(po_stage_t *st)
                         rd_kafka_message_destroy(msg);
                 } else {
                         st->polled[n++] = msg;
-                        bytes += (long long)msg->len + (long long)msg->key_len;
+                        bytes += msg_bytes(msg);
                 }
                 if (n == room || bytes >= st->conf.batch_bytes)
                         break;

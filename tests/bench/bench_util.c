@@ -131,28 +131,19 @@ void bench_produce(rd_kafka_t *rk, const char *topic, const void *key, size_t ke
 {
         rd_kafka_resp_err_t e;
 
-        for (;;) {
-                /* producev takes the headers only when it succeeds. */
-                rd_kafka_headers_t *copy = h ? rd_kafka_headers_copy(h) : NULL;
-
-                e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
-                                      RD_KAFKA_V_KEY((void *)key, key_len),
-                                      RD_KAFKA_V_VALUE((void *)val, len),
-                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                      RD_KAFKA_V_HEADERS(copy), RD_KAFKA_V_END);
-                if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-                        if (e && copy)
-                                rd_kafka_headers_destroy(copy);
-                        break;
-                }
-                if (copy)
-                        rd_kafka_headers_destroy(copy);
+        /* producev takes the headers only when it succeeds: a full queue
+         * leaves them ours for the next try. */
+        while ((e = rd_kafka_producev(
+                    rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((void *)key, key_len),
+                    RD_KAFKA_V_VALUE((void *)val, len),
+                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+                    RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
                 rd_kafka_poll(rk, 10);
-        }
-        if (h)
-                rd_kafka_headers_destroy(h);
-        if (e)
+        if (e) {
+                if (h)
+                        rd_kafka_headers_destroy(h);
                 bench_die("produce to %s: %s", topic, rd_kafka_err2str(e));
+        }
         rd_kafka_poll(rk, 0);
 }
 

@@ -412,6 +412,17 @@ static long long metric_sum(const char *prefix)
         return seen ? sum : -1;
 }
 
+/* The stage's transactions that ended so (result "committed" or "aborted"). */
+static long long transactions(const char *result)
+{
+        char prefix[128];
+
+        snprintf(prefix, sizeof(prefix),
+                 "promo_transactions_total{service=\"stage-echo\",result=\"%s\"}",
+                 result);
+        return metric_sum(prefix);
+}
+
 /* promo_consumer_lag is published at least one 5 s interval after the start. */
 static long long lag_sum(void)
 {
@@ -484,8 +495,7 @@ START_TEST(failed_before_commit_aborts_and_replays)
         tally_init(&out, N);
         consume_settle(t.out, "b", &out, N, 120000, 3000);
         assert_exactly_once(&out, N);
-        aborted = metric_sum("promo_transactions_total{service=\"stage-echo\","
-                             "result=\"aborted\"}");
+        aborted = transactions("aborted");
         ck_assert_int_eq(aborted, 4);
         ck_assert_int_eq(stop_stage(pid, SIGTERM, 20000), 0);
         fail_commits = NULL;
@@ -517,8 +527,7 @@ START_TEST(batch_bytes_end_a_batch)
         consume_settle(t.out, "y", &out, N - 64, 30000, 0);
         ck_assert_msg(out.total >= N - 64, "only %d of %d committed before the window",
                       out.total, N);
-        committed = metric_sum("promo_transactions_total{service=\"stage-echo\","
-                               "result=\"committed\"}");
+        committed = transactions("committed");
         ck_assert_msg(committed >= 8, "%lld transactions for 600 KiB", committed);
         ck_assert_int_eq(stop_stage(pid, SIGTERM, 20000), 0);
         tally_release(&out);

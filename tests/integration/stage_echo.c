@@ -7,7 +7,7 @@
  * fail in before_commit, each after 20 ms, as a database write that failed
  * would.
  *
- * For the Kafka floor benchmark (scripts/bench-floor), a chain of these
+ * For the Kafka floor benchmark (scripts/bench-pipeline floor), a chain of these
  * stands in for the pipeline's stages with no work of their own:
  * PROMO_ECHO_OUTPUT "-" produces nothing (the audit-sink's place: it only
  * commits its offsets), PROMO_ECHO_OUTPUT2 copies each message to a second
